@@ -1,0 +1,118 @@
+"""The multi-level face model: affine 3DMM base level plus learned corrective spaces (final level).
+
+v_base = mean + E_id a_id + E_exp a_exp          r_base = r_mean + E_r beta
+v_final = v_base + F_g(delta_g | Theta_g)        r_final = r_base + F_r(delta_r | Theta_r)
+
+Theta (the corrective bases) are trainable parameters; at test time they are fixed and only the
+coefficients delta come from the encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from facetrack.model.facemodel import FaceModel
+from facetrack.model.layout import ParamLayout
+
+
+class LinearCorrective(nn.Module):
+    """F(delta | Theta) = Theta^T delta, per-vertex 3-vectors; the variant the paper found best."""
+
+    def __init__(self, n_coeff: int, n_vertices: int) -> None:
+        super().__init__()
+        self.n_vertices = n_vertices
+        # Zero start: the final level equals the base level when correctives begin training.
+        self.basis = nn.Parameter(torch.zeros(n_coeff, n_vertices * 3))
+
+    def forward(self, delta: torch.Tensor) -> torch.Tensor:
+        return (delta @ self.basis).view(delta.shape[0], self.n_vertices, 3)
+
+
+class MLPCorrective(nn.Module):
+    """Non-linear variant: a two-layer MLP from delta to per-vertex offsets."""
+
+    def __init__(self, n_coeff: int, n_vertices: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.n_vertices = n_vertices
+        self.net = nn.Sequential(nn.Linear(n_coeff, hidden), nn.ELU(), nn.Linear(hidden, n_vertices * 3))
+        nn.init.zeros_(self.net[2].weight)
+        nn.init.zeros_(self.net[2].bias)
+
+    def forward(self, delta: torch.Tensor) -> torch.Tensor:
+        return self.net(delta).view(delta.shape[0], self.n_vertices, 3)
+
+
+CORRECTIVES = {"linear": LinearCorrective, "mlp": MLPCorrective}
+
+
+@dataclass
+class Levels:
+    """Geometry (cm, model frame) and reflectance (RGB in [0, 1]) of both levels, each (B, V, 3)."""
+
+    v_base: torch.Tensor
+    r_base: torch.Tensor
+    v_final: torch.Tensor
+    r_final: torch.Tensor
+    geo_offset: torch.Tensor  # F_g(delta_g), for the smoothness and stabilization terms
+    refl_offset: torch.Tensor  # F_r(delta_r)
+
+
+def vertex_normals(v: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
+    """Area-weighted unit vertex normals of (B, V, 3) vertices."""
+    a, b, c = (v[:, triangles[:, k]] for k in range(3))
+    fn = torch.cross(b - a, c - a, dim=-1)
+    n = torch.zeros_like(v)
+    for k in range(3):
+        n = n.index_add(1, triangles[:, k], fn)
+    return nn.functional.normalize(n, dim=-1, eps=1e-12)
+
+
+class MultiLevelModel(nn.Module):
+    """Turns a parameter vector into base- and final-level geometry and reflectance."""
+
+    def __init__(self, face: FaceModel, n_cg: int = 500, n_cr: int = 500, corrective: str = "linear") -> None:
+        super().__init__()
+        V = face.n_vertices
+        self.layout = ParamLayout(face.id_basis.shape[0], face.exp_basis.shape[0], face.refl_basis.shape[0],
+                                  n_cg, n_cr)
+        self.exp_names = [str(n) for n in face.exp_names]
+
+        def flat(basis):
+            return torch.from_numpy(basis.reshape(basis.shape[0], V * 3).copy())
+
+        self.register_buffer("mean", torch.from_numpy(face.mean.copy()))
+        self.register_buffer("id_basis", flat(face.id_basis))
+        self.register_buffer("id_sigma", torch.from_numpy(face.id_sigma.copy()))
+        self.register_buffer("exp_basis", flat(face.exp_basis))
+        self.register_buffer("refl_mean", torch.from_numpy(face.refl_mean.copy()))
+        self.register_buffer("refl_basis", flat(face.refl_basis))
+        self.register_buffer("refl_sigma", torch.from_numpy(face.refl_sigma.copy()))
+        self.register_buffer("triangles", torch.from_numpy(face.triangles.astype("int64")))
+        self.register_buffer("landmarks", torch.from_numpy(face.landmarks.astype("int64")))
+        self.register_buffer("photo_mask", torch.from_numpy(face.photo_mask.astype("float32")))
+        self.geo_corrective = CORRECTIVES[corrective](n_cg, V)
+        self.refl_corrective = CORRECTIVES[corrective](n_cr, V)
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.mean.shape[0])
+
+    def base(self, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Base level (affine 3DMM) geometry and reflectance."""
+        B, V = p["alpha_id"].shape[0], self.n_vertices
+        v = self.mean + (p["alpha_id"] @ self.id_basis + p["alpha_exp"] @ self.exp_basis).view(B, V, 3)
+        r = self.refl_mean + (p["beta"] @ self.refl_basis).view(B, V, 3)
+        return v, r
+
+    def forward(self, p: dict[str, torch.Tensor]) -> Levels:
+        v_b, r_b = self.base(p)
+        dg = self.geo_corrective(p["delta_g"])
+        dr = self.refl_corrective(p["delta_r"])
+        return Levels(v_b, r_b, v_b + dg, r_b + dr, dg, dr)
+
+    def params(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split a (B, D) parameter vector by this model's layout."""
+        return self.layout.split(x)

@@ -1,0 +1,1 @@
+"""Image formation: camera, spherical-harmonics shading, point-based sampling and rasterizers."""

@@ -1,0 +1,48 @@
+"""One level of the face seen through the camera: the quantities every consumer shares.
+
+Training, fitting, evaluation and the app's error overlay all build a `View` here and compare it with
+the image through `facetrack.losses`, so the image formation model has exactly one implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from facetrack.model.multilevel import Levels, vertex_normals
+from facetrack.render.camera import Camera, euler_to_matrix
+from facetrack.render.points import front_facing, inside
+from facetrack.render.sh import irradiance
+
+
+@dataclass
+class View:
+    """Per-vertex camera-frame geometry, projections, shading and visibility of one level, (B, V, ...)."""
+
+    v_cam: torch.Tensor
+    n_cam: torch.Tensor
+    uv: torch.Tensor
+    albedo: torch.Tensor
+    shading: torch.Tensor
+    color: torch.Tensor
+    visible: torch.Tensor  # bool: front-facing and inside the crop
+
+
+def view(v_model: torch.Tensor, albedo: torch.Tensor, p: dict[str, torch.Tensor], triangles: torch.Tensor,
+         camera: Camera) -> View:
+    """Pose, project and shade (B, V, 3) model-frame vertices with albedo under the SH light in p."""
+    R = euler_to_matrix(p["rot"])
+    v_cam = v_model @ R.transpose(-1, -2) + p["trans"][:, None, :]
+    n_cam = vertex_normals(v_cam, triangles)
+    uv = camera.project(v_cam)
+    shading = irradiance(n_cam, p["gamma"])
+    visible = front_facing(v_cam, n_cam) & inside(uv, camera.width, camera.height)
+    return View(v_cam, n_cam, uv, albedo, shading, albedo * shading, visible)
+
+
+def views(levels: Levels, p: dict[str, torch.Tensor], triangles: torch.Tensor,
+          camera: Camera) -> tuple[View, View]:
+    """Base and final level views."""
+    return (view(levels.v_base, levels.r_base, p, triangles, camera),
+            view(levels.v_final, levels.r_final, p, triangles, camera))

@@ -1,0 +1,55 @@
+"""Images people look at: a level drawn over a background with the CPU rasterizer, and PNG output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from facetrack.errors import FacetrackError
+from facetrack.render.camera import Camera
+from facetrack.render.formation import View
+from facetrack.render.raster_gl import GLRasterizer
+from facetrack.render.sh import irradiance
+
+MODES = ("shaded", "albedo", "geometry")
+_GEOMETRY_LIGHT = torch.tensor([[0.75, 0.0, 0.45, 0.15, 0.0, 0.0, -0.05, 0.0, 0.0]])
+
+
+def draw(raster: GLRasterizer, camera: Camera, view: View, triangles: np.ndarray, b: int = 0,
+         background: np.ndarray | None = None, mode: str = "shaded") -> tuple[np.ndarray, np.ndarray]:
+    """Batch item b of a view as (H, W, 3) linear RGB in [0, 1] over background, and its coverage."""
+    if mode == "shaded":
+        color = view.color[b]
+    elif mode == "albedo":
+        color = view.albedo[b]
+    elif mode == "geometry":
+        color = 0.8 * irradiance(view.n_cam[b : b + 1], _GEOMETRY_LIGHT.expand(3, 9)[None])[0]
+    else:
+        raise ValueError(f"mode must be one of {MODES}")
+    clip = camera.clip(view.v_cam[b]).detach().cpu().numpy()
+    rgb, cov = raster.render(clip, triangles, color.detach().clamp(0, 1).cpu().numpy())
+    bg = np.zeros_like(rgb) if background is None else background.astype(np.float32)
+    return rgb + (1 - cov[..., None]) * bg, cov
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def save_png(path: Path, rgb: np.ndarray) -> None:
+    """Write an RGB float [0, 1] or uint8 image; a one-line error when the disk refuses."""
+    img = rgb if rgb.dtype == np.uint8 else to_uint8(rgb)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
+        raise FacetrackError(f"could not write image: {path}")
+
+
+def label(img: np.ndarray, text: str) -> np.ndarray:
+    """A copy of a uint8 RGB image with a caption in its top-left corner."""
+    out = img.copy()
+    cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return out

@@ -1,0 +1,47 @@
+"""Shared fixtures: the face model built once per session from the ICT-FaceKit folder in $FACETRACK_ICT.
+
+External data comes by environment variable, as in the app: FACETRACK_ICT (FaceXModel folder) and
+FACETRACK_SHARED (the folder with faces/, videos/, aflw2000-sample/). `.ci/run` sets both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from facetrack.model.facemodel import FaceModel
+
+
+def _env_dir(name: str) -> Path:
+    value = os.environ.get(name)
+    if not value or not Path(value).is_dir():
+        pytest.skip(f"set {name} to run this test (see README: Tests)")
+    return Path(value)
+
+
+@pytest.fixture(scope="session")
+def ict_dir() -> Path:
+    return _env_dir("FACETRACK_ICT")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _env_dir("FACETRACK_SHARED")
+
+
+@pytest.fixture(scope="session")
+def model_file(ict_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model built through the real CLI into a session cache folder."""
+    from facetrack.cli import main
+
+    home = tmp_path_factory.mktemp("facetrack_home")
+    out = home / "ict_face_model.npz"
+    assert main(["model", "build", "--ict", str(ict_dir), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def face(model_file: Path) -> FaceModel:
+    return FaceModel.load(model_file)

@@ -1,0 +1,1 @@
+"""Training, fitting and export code that produces facetrack's weights (imports facetrack, never the reverse)."""
