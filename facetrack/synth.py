@@ -125,10 +125,14 @@ class SyntheticFaces:
             c0, c1 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
             ramp = np.linspace(0, 1, size)[:, None, None]
             return np.broadcast_to(c0 * (1 - ramp) + c1 * ramp, (size, size, 3)).astype(np.float32)
-        path = self.backgrounds[rng.integers(len(self.backgrounds))]
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise FacetrackError(f"unreadable background image: {path}")
+        img = None
+        while img is None:  # unreadable photos are dropped from the list, not fatal
+            if not self.backgrounds:
+                raise FacetrackError("no readable image in the background folder")
+            k = int(rng.integers(len(self.backgrounds)))
+            img = cv2.imread(str(self.backgrounds[k]), cv2.IMREAD_COLOR)
+            if img is None:
+                self.backgrounds.pop(k)
         h, w = img.shape[:2]
         s = int(rng.uniform(0.4, 1.0) * min(h, w))
         y, x = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)

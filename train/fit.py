@@ -31,6 +31,8 @@ class FitConfig:
     lr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LR))
     landmark_only_steps: int = 50  # pose and shape from landmarks first, then photometric refinement
     zbuffer_every: int = 10  # steps between depth-test visibility updates, when a rasterizer is given
+    mono_light: bool = False  # white light with fixed ambient level: colour and brightness go to reflectance
+    shared_identity: bool = False  # one identity and reflectance for the whole batch (frames of one video)
 
 
 @dataclass
@@ -50,21 +52,29 @@ def fit(model: MultiLevelModel, table: LandmarkTable, camera: Camera, image: tor
     """
     cfg = cfg or FitConfig()
     lay = model.layout
-    blocks = {k: v.detach().clone().requires_grad_(k in cfg.lr) for k, v in lay.split(x0).items()}
+    shared = {"alpha_id", "beta"} if cfg.shared_identity else set()
+    blocks = {k: (v.detach().mean(0, keepdim=True) if k in shared else v.detach()).clone().requires_grad_(k in cfg.lr)
+              for k, v in lay.split(x0).items()}
+    B = x0.shape[0]
+
+    def current() -> dict[str, torch.Tensor]:
+        return {k: v.expand(B, *v.shape[1:]) if k in shared else v for k, v in blocks.items()}
     opt = torch.optim.Adam([{"params": [blocks[k]], "lr": lr} for k, lr in cfg.lr.items()])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=0.0)
     history = []
+    ambient = blocks["gamma"][:, :, 0].detach().mean(dim=1, keepdim=True).clone()
     for step in range(cfg.steps):
         opt.zero_grad()
-        v_b, r_b = model.base(blocks)
-        vw = view(v_b, r_b if albedo is None else albedo, blocks, model.triangles, camera)
+        p = current()
+        v_b, r_b = model.base(p)
+        vw = view(v_b, r_b if albedo is None else albedo, p, model.triangles, camera)
         idx = table.slide(vw, detected, camera)
         lm = landmark_loss(landmark_points(vw, idx), detected, confidence).mean()
         if raster is not None and step % cfg.zbuffer_every == 0:
             unoccluded = zbuffer_visible(raster, camera, vw.v_cam, model.triangles)
         mask = model.photo_mask if raster is None else model.photo_mask * unoccluded
         photo = photometric_l21(image, vw, mask).mean()
-        prior = statistical_prior(blocks, model.id_sigma, model.refl_sigma, cfg.w_exp_prior / cfg.w_prior).mean()
+        prior = statistical_prior(p, model.id_sigma, model.refl_sigma, cfg.w_exp_prior / cfg.w_prior).mean()
         w_photo = cfg.w_photo if step >= cfg.landmark_only_steps else 0.0
         loss = cfg.w_landmark * lm + w_photo * photo + cfg.w_prior * prior
         if not torch.isfinite(loss):
@@ -74,5 +84,144 @@ def fit(model: MultiLevelModel, table: LandmarkTable, camera: Camera, image: tor
         sched.step()
         with torch.no_grad():
             blocks["alpha_exp"].clamp_(0.0, 1.0)
+            if cfg.mono_light:
+                g = blocks["gamma"]
+                g.copy_(g.mean(dim=1, keepdim=True).expand_as(g))
+                g[:, :, 0] = ambient
         history.append({"step": step, "loss": loss.item(), "landmark_px": lm.sqrt().item(), "photo": photo.item()})
-    return FitResult(lay.join({k: v.detach() for k, v in blocks.items()}), history)
+    return FitResult(lay.join({k: v.detach() for k, v in current().items()}), history)
+
+
+def _load_model(model_file, reflectance) -> tuple:
+    from facetrack.model.facemodel import FaceModel
+    from facetrack.weights import load_reflectance
+    from train.reflectance import skin_colour_model
+
+    face = FaceModel.load(model_file)
+    face = load_reflectance(face, reflectance) if reflectance else skin_colour_model(face)
+    return face, MultiLevelModel(face, n_cg=1, n_cr=1)
+
+
+def _frames(path, step: int, max_frames: int):
+    """(name, RGB) pairs: one image, or sampled frames of a video."""
+    import cv2
+
+    from facetrack.errors import FacetrackError
+    from train.prepare import VIDEO_EXTS
+
+    if path.suffix.lower() in VIDEO_EXTS:
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            raise FacetrackError(f"cannot open video: {path}")
+        out, i = [], 0
+        while len(out) < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % step == 0:
+                out.append((f"frame{i:06d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+            i += 1
+        if not out:
+            raise FacetrackError(f"no frames could be read from video: {path}")
+        return out
+    img = cv2.imread(str(path))
+    if img is None:
+        raise FacetrackError(f"unreadable image: {path}")
+    return [(path.stem, cv2.cvtColor(img, cv2.COLOR_BGR2RGB))]
+
+
+def fit_files(paths, out, steps: int = 300, model_file=None, reflectance=None, video_step: int = 5,
+              max_frames: int = 40, pad: float = 0.25) -> list[dict]:
+    """Fit each image, and each video with one shared identity; write params.json, renders and meshes."""
+    import json
+
+    import numpy as np
+
+    from facetrack.gallery import base_params
+    from facetrack.model.obj import write_obj
+    from facetrack.render.images import draw, label, save_png, to_uint8
+    from facetrack.render.raster_gl import GLRasterizer
+    from facetrack.vision.faces import FaceFinder
+
+    face, model = _load_model(model_file, reflectance)
+    finder, cam, table = FaceFinder(), Camera(), LandmarkTable(face)
+    raster = GLRasterizer(240, 240, supersample=2)
+    lay = model.layout
+    summary = []
+    for path in paths:
+        frames = _frames(path, video_step, max_frames)
+        is_video = frames[0][0] != path.stem
+        found = [(n, f) for n, f in ((n, finder(rgb, pad=0.0 if is_video else pad)) for n, rgb in frames) if f]
+        dest = out / path.stem
+        if not found:
+            print(f"{path}: no face found", flush=True)
+            summary.append({"source": str(path), "faces": 0})
+            continue
+        img = torch.stack([torch.from_numpy(f.crop).permute(2, 0, 1).float() / 255 for _, f in found])
+        lm = torch.stack([torch.from_numpy(f.landmarks) for _, f in found])
+        conf = torch.stack([torch.from_numpy(f.confidence) for _, f in found])
+        p0 = {k: v.expand(len(found), *v.shape[1:]).clone() for k, v in base_params(model).items()}
+        cfg = FitConfig(steps=steps, shared_identity=is_video, mono_light=reflectance is None)
+        res = fit(model, table, cam, img, lm, conf, lay.join(p0), cfg, raster=raster)
+        with torch.no_grad():
+            p = lay.split(res.x)
+            v_b, r_b = model.base(p)
+            vw = view(v_b, r_b, p, model.triangles, cam)
+            photo = photometric_l21(img, vw, model.photo_mask)
+        records, tiles = [], []
+        for b, (name, f) in enumerate(found):
+            pb = {k: v[b].tolist() for k, v in p.items() if k not in ("delta_g", "delta_r")}
+            pb["rot_degrees"] = np.degrees(p["rot"][b].numpy()).tolist()
+            pb["alpha_exp"] = dict(zip(model.exp_names, p["alpha_exp"][b].tolist(), strict=True))
+            records.append({"frame": name, "params": pb, "photometric_error": float(photo[b]),
+                            "landmark_px": res.history[-1]["landmark_px"],
+                            "crop_box": [f.box.cx, f.box.cy, f.box.side]})
+            if b < 8:
+                inp = img[b].permute(1, 2, 0).numpy()
+                shaded, _ = draw(raster, cam, vw, face.triangles, b, inp)
+                alb, _ = draw(raster, cam, vw, face.triangles, b, None, mode="albedo")
+                tiles.append(np.concatenate([label(to_uint8(inp), name), label(to_uint8(shaded), "fit"),
+                                             label(to_uint8(alb), "albedo")], 1))
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "params.json").write_text(json.dumps({"source": str(path), "layout": lay.table(),
+                                                      "units": "cm, radians (rot), degrees (rot_degrees)",
+                                                      "frames": records}, indent=1))
+        np.save(dest / "params.npy", res.x.numpy())
+        save_png(dest / "render.png", np.concatenate(tiles, 0))
+        write_obj(dest / "mesh.obj", v_b[0].numpy(), face.triangles, r_b[0].numpy())
+        summary.append({"source": str(path), "faces": len(found), "photometric_error": float(photo.mean()),
+                        "landmark_px": res.history[-1]["landmark_px"]})
+        print(f"{path}: {len(found)} face(s), photometric {float(photo.mean()):.4f}, "
+              f"landmarks {res.history[-1]['landmark_px']:.2f} px -> {dest}", flush=True)
+    raster.release()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from facetrack.errors import FacetrackError
+
+    ap = argparse.ArgumentParser(prog="python -m train.fit",
+                                 description="Fit the face model to images, and to videos with one identity.")
+    ap.add_argument("inputs", type=Path, nargs="+", help="image or video files")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--reflectance", type=Path, help="learned base reflectance (weights/reflectance.npz)")
+    ap.add_argument("--model", type=Path)
+    ap.add_argument("--video-step", type=int, default=5)
+    ap.add_argument("--max-frames", type=int, default=40)
+    args = ap.parse_args(argv)
+    try:
+        fit_files(args.inputs, args.out, args.steps, args.model, args.reflectance, args.video_step,
+                  args.max_frames)
+    except (FacetrackError, FloatingPointError) as e:
+        print(f"fit: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,11 +21,12 @@ from facetrack.model.layout import ParamLayout
 class LinearCorrective(nn.Module):
     """F(delta | Theta) = Theta^T delta, per-vertex 3-vectors; the variant the paper found best."""
 
-    def __init__(self, n_coeff: int, n_vertices: int) -> None:
+    def __init__(self, n_coeff: int, n_vertices: int, init_std: float = 1e-3) -> None:
         super().__init__()
         self.n_vertices = n_vertices
-        # Zero start: the final level equals the base level when correctives begin training.
-        self.basis = nn.Parameter(torch.zeros(n_coeff, n_vertices * 3))
+        # Small random start: with delta = 0 (an encoder whose head starts at zero) the final level equals
+        # the base level, yet delta and Theta both receive gradients (two zeros would hold each other at zero).
+        self.basis = nn.Parameter(init_std * torch.randn(n_coeff, n_vertices * 3))
 
     def forward(self, delta: torch.Tensor) -> torch.Tensor:
         return (delta @ self.basis).view(delta.shape[0], self.n_vertices, 3)

@@ -60,3 +60,15 @@ def read_obj(path: Path, topology: bool = False) -> ObjMesh:
         return ObjMesh(vertices, polygons, polygon_uvs, np.array(uvs, dtype=np.float64).reshape(-1, 2))
     except ValueError as e:
         raise FacetrackError(f"corrupt OBJ file: {path} ({e})") from None
+
+
+def write_obj(path: Path, vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None = None) -> None:
+    """Write a triangle mesh; per-vertex colours go on the `v` lines (x y z r g b), as MeshLab reads them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    v = np.asarray(vertices, np.float64)
+    rows = np.concatenate([v, np.clip(colors, 0, 1)], 1) if colors is not None else v
+    fmt = "v" + " %.5f" * rows.shape[1]
+    with path.open("w") as f:
+        f.write("# facetrack mesh, centimetres\n")
+        np.savetxt(f, rows, fmt=fmt)
+        np.savetxt(f, np.asarray(triangles) + 1, fmt="f %d %d %d")

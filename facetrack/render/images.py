@@ -35,6 +35,13 @@ def draw(raster: GLRasterizer, camera: Camera, view: View, triangles: np.ndarray
     return rgb + (1 - cov[..., None]) * bg, cov
 
 
+def heat_colors(values: np.ndarray, vmax: float) -> np.ndarray:
+    """Values in [0, vmax] to RGB in [0, 1] on the inferno colour map (same shape plus a channel axis)."""
+    v = np.clip(np.asarray(values, np.float32) / vmax, 0, 1)
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO)[:, 0, ::-1]
+    return lut[(v * 255).astype(np.int64)].astype(np.float32) / 255.0
+
+
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 

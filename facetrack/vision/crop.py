@@ -1,0 +1,74 @@
+"""The 240x240 crop the encoder sees, framed the way the model's default pose is framed.
+
+A crop is a square box in the input image. We place it from the 68 landmarks so that a face lands where
+the mean face at the default translation lands (facetrack.render.camera.DEFAULT_TRANSLATION): the box
+side is CROP_PER_FACE times the larger side of the landmarks' bounding box and its centre sits
+CENTRE_SHIFT box sides above theirs. Training, fitting and the app all crop through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from facetrack.render.camera import CROP_SIZE
+
+CROP_PER_FACE = 1.8146  # crop side / landmark box side, measured on the mean face (tests check it)
+CENTRE_SHIFT = -0.0487  # vertical offset of the crop centre from the landmark box centre, per landmark box side
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """Square box: centre (cx, cy) and side in input-image pixels."""
+
+    cx: float
+    cy: float
+    side: float
+
+    @property
+    def scale(self) -> float:
+        """Crop pixels per image pixel."""
+        return CROP_SIZE / self.side
+
+    def to_crop(self, pts: np.ndarray) -> np.ndarray:
+        """Image pixel coordinates to crop pixel coordinates."""
+        origin = np.array([self.cx - self.side / 2, self.cy - self.side / 2])
+        return (pts - origin) * self.scale
+
+    def to_image(self, pts: np.ndarray) -> np.ndarray:
+        origin = np.array([self.cx - self.side / 2, self.cy - self.side / 2])
+        return pts / self.scale + origin
+
+    def outside_fraction(self, width: int, height: int) -> float:
+        """Share of the box that lies outside the image (filled by padding)."""
+        x0, y0 = self.cx - self.side / 2, self.cy - self.side / 2
+        ix = max(0.0, min(x0 + self.side, width) - max(x0, 0.0))
+        iy = max(0.0, min(y0 + self.side, height) - max(y0, 0.0))
+        return 1.0 - ix * iy / self.side**2
+
+
+def box_from_landmarks(lm: np.ndarray) -> CropBox:
+    """The crop box for (68, 2) landmarks in image pixels."""
+    lo, hi = lm.min(axis=0), lm.max(axis=0)
+    size = float(max(hi - lo))
+    c = (lo + hi) / 2
+    return CropBox(float(c[0]), float(c[1] + CENTRE_SHIFT * size), CROP_PER_FACE * size)
+
+
+def box_from_face_box(x: float, y: float, w: float, h: float) -> CropBox:
+    """A crop box from a detector box, before landmarks are known (a detector box is about the landmarks')."""
+    return CropBox(x + w / 2, y + h / 2 + CENTRE_SHIFT * max(w, h), CROP_PER_FACE * max(w, h))
+
+
+def crop(image: np.ndarray, box: CropBox, size: int = CROP_SIZE) -> np.ndarray:
+    """Resample the box to a size x size image; parts outside the image are replicated from its border."""
+    s = size / box.side
+    M = np.array([[s, 0, -(box.cx - box.side / 2) * s], [0, s, -(box.cy - box.side / 2) * s]], np.float64)
+    # warpAffine maps pixel centres: shift by half a pixel on both sides to keep the k + 0.5 convention.
+    M[:, 2] += 0.5 * s - 0.5
+    if s < 0.5:  # large faces: low-pass first so the bilinear resampling does not alias
+        sigma = 0.5 / s
+        image = cv2.GaussianBlur(image, (0, 0), sigma)
+    return cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

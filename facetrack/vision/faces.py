@@ -1,0 +1,59 @@
+"""From an image to the encoder's input: detect (or track), landmarks, confidence, 240x240 crop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from facetrack.vision.crop import CropBox, box_from_landmarks, crop
+from facetrack.vision.detect import FaceDetector
+from facetrack.vision.landmarks import landmark_detector
+
+
+@dataclass
+class Face:
+    crop: np.ndarray  # (240, 240, 3) uint8 RGB
+    landmarks: np.ndarray  # (68, 2) in crop pixels
+    confidence: np.ndarray  # (68,)
+    box: CropBox  # the crop in input-image pixels
+    image_landmarks: np.ndarray  # (68, 2) in input-image pixels
+
+
+class FaceFinder:
+    """Finds the largest face; with `previous` landmarks it tracks instead of detecting (re-detects when the
+    tracked face's confidence falls below `min_confidence`)."""
+
+    def __init__(self, landmarks: str = "auto", min_confidence: float = 0.35) -> None:
+        self.detector = FaceDetector()
+        self.landmarks = landmark_detector(landmarks)
+        self.min_confidence = min_confidence
+
+    def __call__(self, rgb: np.ndarray, pad: float = 0.0, previous: np.ndarray | None = None) -> Face | None:
+        """`pad` (fraction of the image size) adds replicated border first, for tightly cropped photos."""
+        p = int(pad * max(rgb.shape[:2]))
+        img = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REPLICATE) if p else rgb
+        gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        face = None
+        if previous is not None:
+            lo, hi = previous.min(0) + p, previous.max(0) + p
+            face = self._from_box(img, gray, (int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1])))
+            if face is not None and face.confidence.mean() < self.min_confidence:
+                face = None
+        if face is None:
+            boxes = self.detector(img)
+            if not boxes:
+                return None
+            face = self._from_box(img, gray, boxes[0])
+        if p:
+            face.image_landmarks = face.image_landmarks - p
+            face.box = CropBox(face.box.cx - p, face.box.cy - p, face.box.side)
+        return face
+
+    def _from_box(self, img: np.ndarray, gray: np.ndarray, box) -> Face | None:
+        if box[2] < 8 or box[3] < 8:
+            return None
+        lm, conf = self.landmarks(gray, box)
+        cbox = box_from_landmarks(lm)
+        return Face(crop(img, cbox), cbox.to_crop(lm).astype(np.float32), conf, cbox, lm)

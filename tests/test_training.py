@@ -1,0 +1,115 @@
+"""Training on CPU end to end: prepare a cache from real photos, a video and synthetic faces, build a
+reflectance model, train both stages, resume, export, and load back what the app loads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facetrack.model.facemodel import FaceModel
+from facetrack.synth import generate
+from facetrack.weights import load_weights
+from train.data import CropDataset
+from train.export import export
+from train.prepare import prepare
+from train.reflectance import build
+from train.train import Trainer, load_config, train
+
+TINY = ["encoder=fast", "correctives.n_geometry=8", "correctives.n_reflectance=8", "batch_size=4", "workers=0",
+        "stage1_steps=24", "stage2_steps=8", "validate_every=8", "checkpoint_every=4", "optimizer.name=adam",
+        "optimizer.lr_encoder=0.002", "device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def cache(face: FaceModel, shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    src = tmp_path_factory.mktemp("photos")
+    photos = sorted((shared_dir / "faces" / "utkface").glob("*.jpg"))[:14]
+    for p in photos:
+        shutil.copy(p, src / p.name)
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    bad_video = src.parent / "broken.mp4"
+    bad_video.write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    synth = generate(face, tmp_path_factory.mktemp("synth"), 6, src)
+    out = tmp_path_factory.mktemp("cache")
+    video = shared_dir / "videos" / "liveportrait_d0.mp4"
+    index = prepare(out, [src, synth, video, bad_video], video_step=10, max_frames=6, val_fraction=0.25,
+                    progress=False)
+    assert index["rejected"].get("unreadable", 0) == 2  # the broken photo and the broken video, not fatal
+    return out
+
+
+def test_prepare_counts_and_resume(cache: Path, shared_dir: Path) -> None:
+    index = json.loads((cache / "index.json").read_text())
+    total = sum(index["counts"].values())
+    assert total >= 18 and index["counts"].get("val", 0) >= 1
+    train_set = CropDataset(cache, "train")
+    item = train_set[0]
+    assert item["image"].shape == (3, 240, 240) and item["landmarks"].shape == (68, 2)
+    assert (item["landmarks"] > 0).all() and (item["landmarks"] < 240).all()
+    assert 0 <= float(item["confidence"].min()) <= float(item["confidence"].max()) <= 1
+    again = prepare(cache, [shared_dir / "videos" / "liveportrait_d0.mp4"], video_step=10, max_frames=6,
+                    progress=False)
+    assert sum(again["counts"].values()) == total  # re-running skips finished work
+
+
+def test_train_resume_export(cache: Path, face: FaceModel, model_file: Path, tmp_path: Path) -> None:
+    refl = tmp_path / "reflectance.npz"
+    info = build(face, cache, refl, images=8, modes=4, steps=30, progress=False)
+    assert info["modes"] == 4 and 0.1 < np.mean(info["mean_rgb"]) < 0.9
+
+    cfg = load_config(None, TINY)
+    run = tmp_path / "run"
+    trainer = train(cfg, cache, run, model_file, refl, progress=False)
+    log = np.genfromtxt(run / "log.csv", delimiter=",", names=True)
+    stage1 = log["total"][log["stage"] == 1]
+    assert stage1[-6:].mean() < 0.8 * stage1[:6].mean()  # losses fall
+    assert (run / "val.csv").is_file() and (run / "config.yaml").is_file() and (run / "stage2.pt").is_file()
+    v = trainer.val_history[-1]
+    assert v["stage"] == 2 and np.isfinite([v["photo_base"], v["photo_final"], v["landmark_px"]]).all()
+
+    # Resume: a new trainer restored from the checkpoint takes exactly the same next step.
+    batch = next(iter(torch.utils.data.DataLoader(CropDataset(cache, "train"), batch_size=4)))
+    assert trainer.stage == 3  # finished
+    trainer.stage = 2
+    torch.manual_seed(5)
+    first = trainer.train_step(batch)
+    resumed = Trainer(cfg, cache, run, model_file, refl)
+    resumed.resume(run / "ckpt_last.pt")
+    assert resumed.stage == 3 and resumed.step == trainer.step
+    resumed.stage = 2
+    trainer.resume(run / "ckpt_last.pt")
+    trainer.stage = 2
+    torch.manual_seed(5)
+    a = trainer.train_step(batch)
+    torch.manual_seed(5)
+    b = resumed.train_step(batch)
+    assert a == pytest.approx(b, rel=1e-5) and first["total"] == pytest.approx(a["total"], rel=1e-5)
+
+    # Export, then load exactly what the app loads: same outputs (correctives stored in float16).
+    out = tmp_path / "weights"
+    card = export(run, refl, out, model_file)
+    assert card["onnx_max_abs_diff"] < 1e-3 and (out / "validation.png").is_file() and (out / "curves.png").is_file()
+    w = load_weights(out, face=FaceModel.load(model_file))
+    trainer.resume(run / "ckpt_last.pt")  # the state that was exported (the steps above moved it on)
+    trainer.encoder.eval()
+    with torch.no_grad():
+        x_ref = trainer.encoder(batch["image"])
+        x_app = w.encoder(batch["image"])
+        assert torch.allclose(x_ref, x_app, atol=1e-5)
+        ref = trainer.model(trainer.model.params(x_ref))
+        app = w.model(w.model.params(x_app))
+    assert torch.allclose(ref.v_final, app.v_final, atol=1e-3) and torch.allclose(ref.r_final, app.r_final, atol=1e-3)
+    assert "photometric error, final level" in (out / "model_card.md").read_text()
+
+
+def test_nan_names_the_term(cache: Path, model_file: Path, tmp_path: Path) -> None:
+    trainer = Trainer(load_config(None, TINY), cache, tmp_path / "run", model_file)
+    batch = next(iter(torch.utils.data.DataLoader(CropDataset(cache, "train"), batch_size=2)))
+    batch["landmarks"][0, 3] = float("nan")
+    with pytest.raises(FloatingPointError, match="'landmark'"):
+        trainer.train_step(batch)

@@ -1,0 +1,163 @@
+"""Export a training run to a weights folder the app loads (see facetrack.weights).
+
+    python -m train.export --run RUN --reflectance reflectance.npz --out weights/
+
+Writes encoder.pt, correctives.pt (float16 when --half), reflectance.npz, encoder.onnx (checked against
+torch on random crops), curves.png, validation.png and model_card.md / model_card.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from facetrack.encoder import Encoder
+from facetrack.errors import FacetrackError
+from facetrack.model.facemodel import FaceModel
+from facetrack.model.multilevel import MultiLevelModel
+from facetrack.weights import load_reflectance, load_weights
+from train.data import CropDataset
+from train.plots import plot_curves, validation_renders
+
+ONNX_TOLERANCE = 1e-3
+
+
+def export_onnx(encoder: Encoder, path: Path) -> float:
+    """Write the ONNX graph (dynamic batch) and return the max |onnx - torch| on random crops."""
+    import onnxruntime as ort
+
+    encoder = encoder.eval()
+    dummy = torch.rand(2, 3, 240, 240)
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but needs no onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(encoder, (dummy,), str(path), input_names=["image"], output_names=["params"],
+                          dynamic_axes={"image": {0: "batch"}, "params": {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(3, 3, 240, 240)
+    with torch.no_grad():
+        ref = encoder(x).numpy()
+    got = sess.run(None, {"image": x.numpy()})[0]
+    return float(np.abs(got - ref).max())
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = None, half: bool = True,
+           renders: int = 6) -> dict:
+    ckpt_path = run / "ckpt_last.pt"
+    if not ckpt_path.is_file():
+        raise FacetrackError(f"no checkpoint in {run}")
+    st = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    cfg = st["cfg"]
+    face = load_reflectance(FaceModel.load(model_file), reflectance)
+    c = cfg["correctives"]
+    model = MultiLevelModel(face, c["n_geometry"], c["n_reflectance"], c["kind"])
+    model.load_state_dict(st["model"])
+    encoder = Encoder(model.layout, cfg["encoder"])
+    encoder.load_state_dict(st["encoder"])
+    out.mkdir(parents=True, exist_ok=True)
+
+    def maybe_half(sd: dict) -> dict:
+        return {k: v.half() if half and v.is_floating_point() else v for k, v in sd.items()}
+
+    torch.save({"state": encoder.state_dict(), "backbone": cfg["encoder"], "layout_size": model.layout.size,
+                "n_cg": c["n_geometry"], "n_cr": c["n_reflectance"], "corrective": c["kind"]}, out / "encoder.pt")
+    torch.save({"geometry": maybe_half(model.geo_corrective.state_dict()),
+                "reflectance": maybe_half(model.refl_corrective.state_dict())}, out / "correctives.pt")
+    if reflectance.resolve() != (out / "reflectance.npz").resolve():
+        shutil.copyfile(reflectance, out / "reflectance.npz")
+    onnx_err = export_onnx(encoder, out / "encoder.onnx")
+    if onnx_err > ONNX_TOLERANCE:
+        raise FacetrackError(f"ONNX export differs from torch by {onnx_err:.2e} (> {ONNX_TOLERANCE})")
+
+    # Load back exactly what the app loads, and draw its curves and validation faces.
+    w = load_weights(out, face=FaceModel.load(model_file))
+    plot_curves(run, out / "curves.png")
+    run_cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cache = Path(run_cfg["cache"])
+    val = CropDataset(cache, "val")
+    if len(val):
+        idx = np.linspace(0, len(val) - 1, min(renders, len(val))).astype(int)
+        images = torch.stack([val[int(i)]["image"] for i in idx])
+        w.model.float()
+        validation_renders(w.model, w.encoder.float(), images, out / "validation.png")
+    log = [ln.split(",") for ln in (run / "log.csv").read_text().splitlines()[1:]] if (run / "log.csv").exists() else []
+    index = json.loads((cache / "index.json").read_text())
+    card = {
+        "date": time.strftime("%Y-%m-%d"), "git_commit": git_commit(), "encoder": cfg["encoder"],
+        "encoder_parameters": sum(p.numel() for p in encoder.parameters()),
+        "correctives": c, "optimizer": cfg["optimizer"], "batch_size": cfg["batch_size"],
+        "iterations": {"stage1": cfg["stage1_steps"], "stage2": cfg["stage2_steps"]},
+        "wall_time_s": float(log[-1][3]) if log else None, "device": cfg.get("device"),
+        "data": {"cache": str(cache), "accepted": index["counts"], "rejected": index["rejected"]},
+        "reflectance": str(np.load(reflectance)["meta"]) if "meta" in np.load(reflectance) else "",
+        "validation": st["val_history"][-1] if st["val_history"] else None,
+        "validation_history": st["val_history"], "onnx_max_abs_diff": onnx_err,
+    }
+    (out / "model_card.json").write_text(json.dumps(card, indent=1))
+    (out / "model_card.md").write_text(model_card_markdown(card))
+    return card
+
+
+def model_card_markdown(card: dict) -> str:
+    v = card["validation"] or {}
+    first = next((h for h in card["validation_history"] if h["stage"] == 1), {})
+    lines = [
+        "# facetrack model card", "",
+        f"- date: {card['date']}, git commit `{card['git_commit']}`",
+        f"- encoder: `{card['encoder']}` ({card['encoder_parameters']:,} weights); correctives: {card['correctives']}",
+        f"- schedule: stage 1 (base level) {card['iterations']['stage1']} steps, stage 2 (with correctives) "
+        f"{card['iterations']['stage2']} steps, batch {card['batch_size']}, optimizer {card['optimizer']}",
+        f"- device: {card['device']}; wall time {card['wall_time_s']} s",
+        f"- data: {card['data']['accepted']} accepted crops from `{card['data']['cache']}`; "
+        f"rejected {card['data']['rejected']}",
+        f"- base reflectance model: {card['reflectance']}",
+        f"- ONNX export max |onnx - torch| = {card['onnx_max_abs_diff']:.2e}", "",
+        "## Validation (held-out split)", "",
+        "| figure | first validation | final | paper |", "| --- | --- | --- | --- |",
+        f"| photometric error, base level | {first.get('photo_base', '-')} | {v.get('photo_base', '-')} | 0.092 |",
+        f"| photometric error, final level | {first.get('photo_final', '-')} | {v.get('photo_final', '-')} | 0.072 |",
+        f"| landmark error (crop px, 240 crop) | {first.get('landmark_px', '-')} | {v.get('landmark_px', '-')} | - |",
+        "", "Photometric error: mean over visible vertices of the Euclidean RGB distance, RGB in [0, 1].", "",
+        "![training curves](curves.png)", "", "![validation: input, base, final, albedo, error](validation.png)", "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m train.export", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--reflectance", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=Path("weights"))
+    ap.add_argument("--model", type=Path)
+    ap.add_argument("--full-precision", action="store_true", help="keep correctives in float32")
+    args = ap.parse_args(argv)
+    try:
+        card = export(args.run, args.reflectance, args.out, args.model, half=not args.full_precision)
+    except FacetrackError as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: validation {card['validation']}, onnx diff {card['onnx_max_abs_diff']:.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""All loss terms of the paper, each returned separately so they are logged and checked one by one.
+
+Image terms (landmarks, photometric, prior) come from facetrack.losses, shared with fitting and the app;
+the corrective regularizers live here because only training has learnable corrective bases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from facetrack.losses import LandmarkTable, landmark_loss, landmark_points, photometric_l21, statistical_prior
+from facetrack.model.facemodel import FaceModel
+from facetrack.model.multilevel import Levels, MultiLevelModel
+from facetrack.render.camera import Camera
+from facetrack.render.formation import View, views
+
+
+@dataclass
+class LossWeights:
+    """Term weights; landmarks are per squared crop pixel, photometric per unit RGB distance."""
+
+    landmark: float = 0.01
+    photo_base: float = 1.0
+    photo_final: float = 1.0
+    prior: float = 5e-4
+    prior_exp: float = 5e-3
+    smooth: float = 50.0
+    stabilize: float = 0.5
+    sparsity: float = 0.05
+    constancy: float = 1.0
+    sparsity_alpha: float = 50.0
+    sparsity_p: float = 0.9
+    constancy_pairs: int = 2000
+
+
+def laplacian(x: torch.Tensor, ring_rows: torch.Tensor, ring_cols: torch.Tensor, ring_deg: torch.Tensor
+              ) -> torch.Tensor:
+    """Uniform graph Laplacian of per-vertex (B, V, 3) values: x_i minus the mean of its 1-ring."""
+    nb = torch.zeros_like(x).index_add(1, ring_rows, x[:, ring_cols])
+    return x - nb / ring_deg[:, None]
+
+
+def chromaticity(r: torch.Tensor) -> torch.Tensor:
+    return r / r.sum(-1, keepdim=True).clamp(min=1e-4)
+
+
+class TrainingLoss(nn.Module):
+    """Computes every term for a batch; `forward` returns a dict of (scalar) terms, unweighted."""
+
+    def __init__(self, face: FaceModel, model: MultiLevelModel, camera: Camera, weights: LossWeights) -> None:
+        super().__init__()
+        self.model, self.camera, self.w = model, camera, weights
+        self.table = LandmarkTable(face)
+        rows = torch.repeat_interleave(torch.arange(face.n_vertices), torch.from_numpy(
+            (face.ring_ptr[1:] - face.ring_ptr[:-1]).astype("int64")))
+        self.register_buffer("ring_rows", rows)
+        self.register_buffer("ring_cols", torch.from_numpy(face.ring_idx.astype("int64")))
+        self.register_buffer("ring_deg", torch.from_numpy((face.ring_ptr[1:] - face.ring_ptr[:-1]).astype("float32")))
+        self.register_buffer("skin", torch.from_numpy(face.skin_mask.nonzero()[0].astype("int64")))
+        self.raster = None  # an NvdiffrastRasterizer on CUDA: rasterized photometric term
+
+    def image_terms(self, v: View, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.table.slide(v, batch["landmarks"], self.camera)
+        lm = landmark_loss(landmark_points(v, idx), batch["landmarks"], batch["confidence"]).mean()
+        if self.raster is not None:
+            photo = rasterized_photometric(self.raster, self.camera, v, self.model.triangles, batch["image"])
+        else:
+            photo = photometric_l21(batch["image"], v, self.model.photo_mask).mean()
+        return lm, photo
+
+    def sparsity(self, r: torch.Tensor) -> torch.Tensor:
+        """Local reflectance sparsity: chromaticity-weighted l_p (p < 1) differences over 1-rings."""
+        with torch.no_grad():
+            c = chromaticity(r)
+            w = torch.exp(-self.w.sparsity_alpha * (c[:, self.ring_rows] - c[:, self.ring_cols]).norm(dim=-1))
+        d = (r[:, self.ring_rows] - r[:, self.ring_cols]).norm(dim=-1).clamp(min=1e-6) ** self.w.sparsity_p
+        return (w * d).sum(-1).mean() / self.ring_rows.numel()
+
+    def constancy(self, r: torch.Tensor) -> torch.Tensor:
+        """Global skin reflectance constancy on random pairs of skin vertices."""
+        n = self.skin.numel()
+        i = self.skin[torch.randint(0, n, (self.w.constancy_pairs,), device=r.device)]
+        j = self.skin[torch.randint(0, n, (self.w.constancy_pairs,), device=r.device)]
+        return ((r[:, i] - r[:, j]) ** 2).sum(-1).mean()
+
+    def forward(self, x: torch.Tensor, batch: dict[str, torch.Tensor], stage: int) -> tuple[dict, Levels]:
+        p = self.model.params(x)
+        if stage == 1:  # base level only: correctives are not in play yet
+            p = {**p, "delta_g": torch.zeros_like(p["delta_g"]), "delta_r": torch.zeros_like(p["delta_r"])}
+        lv = self.model(p)
+        vb, vf = views(lv, p, self.model.triangles, self.camera)
+        terms = {}
+        terms["landmark"], terms["photo_base"] = self.image_terms(vb, batch)
+        terms["prior"] = statistical_prior(p, self.model.id_sigma, self.model.refl_sigma,
+                                           self.w.prior_exp / self.w.prior).mean()
+        if stage == 2:
+            lm_f, terms["photo_final"] = self.image_terms(vf, batch)
+            terms["landmark"] = 0.5 * (terms["landmark"] + lm_f)
+            geo = lv.geo_offset
+            terms["smooth"] = (laplacian(geo, self.ring_rows, self.ring_cols, self.ring_deg) ** 2).sum(-1).mean()
+            terms["stabilize"] = (geo**2).sum(-1).mean()
+            terms["sparsity"] = self.sparsity(lv.r_final)
+            terms["constancy"] = self.constancy(lv.r_final)
+        return terms, lv
+
+    def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum(getattr(self.w, k) * v for k, v in terms.items())
+
+
+def rasterized_photometric(raster, camera: Camera, v: View, triangles: torch.Tensor, image: torch.Tensor
+                           ) -> torch.Tensor:
+    """Dense photometric l2,1 over covered pixels of the rasterized level (nvdiffrast, CUDA)."""
+    rgb, mask = raster(camera.clip(v.v_cam), triangles, v.color)
+    diff = (rgb - image.permute(0, 2, 3, 1) * mask[..., None]).norm(dim=-1)
+    return ((diff * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1.0)).mean()

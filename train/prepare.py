@@ -1,0 +1,219 @@
+"""Build the training cache: face crops with 68 landmarks and confidences, from photos and videos.
+
+    python -m train.prepare CACHE SOURCE [SOURCE ...]
+
+A SOURCE is a folder of images, a video file (frames sampled every --video-step), or a folder written by
+`facetrack synth` (its exact landmarks are used, confidence 1). Faces are found with OpenCV's Haar cascade
+(dlib HOG as fallback) on the image padded by a quarter of its size (tight crops such as UTKFace cut
+chins and foreheads), landmarks come from dlib (or FAN when its weights are present) with a confidence,
+and the 240x240 crop is placed from the landmarks (facetrack.vision.crop). Bad detections are rejected
+with a reason. Work is written in shards; re-running skips every item already accepted or rejected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from facetrack.errors import FacetrackError
+from facetrack.synth import IMAGE_EXTS
+from facetrack.vision.crop import CROP_PER_FACE, CropBox, box_from_landmarks, crop
+from facetrack.vision.faces import Face, FaceFinder
+
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+INDEX = "index.json"
+
+
+def is_val(group: str, fraction: float) -> bool:
+    """Deterministic split by source group (a video's frames never straddle train and validation)."""
+    return int(hashlib.sha1(group.encode()).hexdigest()[:8], 16) % 10000 < fraction * 10000
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+class Cache:
+    """The on-disk cache: shard_NNNNN.npz files plus index.json (done items, rejections, shards)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / INDEX
+        self.index = json.loads(path.read_text()) if path.is_file() else {
+            "version": 1, "done": [], "rejected": {}, "rejected_items": [], "shards": [], "counts": {}}
+        self.done = set(self.index["done"])
+        self.pending: list[dict] = []
+        self.pending_rejects: list[tuple[str, str]] = []
+
+    def add(self, item: dict) -> None:
+        self.pending.append(item)
+
+    def reject(self, name: str, reason: str) -> None:
+        self.pending_rejects.append((name, reason))
+
+    def flush(self) -> None:
+        """Write pending crops as one shard and record them (and rejections) as done, atomically."""
+        idx = self.index
+        if self.pending:
+            name = f"shard_{len(idx['shards']):05d}.npz"
+            blobs = [it["jpeg"] for it in self.pending]
+            offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".shard-", suffix=".npz")
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, jpeg=np.frombuffer(b"".join(blobs), np.uint8), offsets=offsets,
+                         landmarks=np.stack([it["landmarks"] for it in self.pending]).astype(np.float32),
+                         confidence=np.stack([it["confidence"] for it in self.pending]).astype(np.float32),
+                         names=np.array([it["name"] for it in self.pending]),
+                         val=np.array([it["val"] for it in self.pending]))
+            os.replace(tmp, self.root / name)
+            idx["shards"].append(name)
+            for it in self.pending:
+                key = "val" if it["val"] else "train"
+                idx["counts"][key] = idx["counts"].get(key, 0) + 1
+        for name, reason in self.pending_rejects:
+            idx["rejected"][reason] = idx["rejected"].get(reason, 0) + 1
+            idx["rejected_items"].append([name, reason])
+        new = [it["name"] for it in self.pending] + [n for n, _ in self.pending_rejects]
+        idx["done"].extend(new)
+        self.done.update(new)
+        self.pending, self.pending_rejects = [], []
+        _write_json_atomic(self.root / INDEX, idx)
+
+
+def iter_source(src: Path, video_step: int, max_frames: int) -> Iterator[tuple[str, str, np.ndarray | None, dict]]:
+    """(item name, split group, RGB image or None when unreadable, extra) for each item of a source."""
+    if src.is_dir() and (src / "synth.npz").is_file():
+        z = np.load(src / "synth.npz")
+        for i, lm in enumerate(z["landmarks"]):
+            path = src / "images" / f"{i:06d}.png"
+            img = cv2.imread(str(path))
+            yield (f"{src.name}/{path.name}", f"{src.name}/{i}",
+                   None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB), {"landmarks": lm})
+    elif src.is_dir():
+        for path in sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
+            name = f"{src.name}/{path.relative_to(src)}"
+            img = cv2.imread(str(path))
+            yield name, name, None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB), {"pad": True}
+    elif src.suffix.lower() in VIDEO_EXTS:
+        cap = cv2.VideoCapture(str(src))
+        if not cap.isOpened():
+            yield f"{src.name}#video", src.name, None, {}
+            return
+        frame_no, kept = 0, 0
+        while kept < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if frame_no % video_step == 0:
+                kept += 1
+                yield f"{src.name}#{frame_no:06d}", src.name, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), {}
+            frame_no += 1
+        cap.release()
+        if frame_no == 0:
+            yield f"{src.name}#video", src.name, None, {}
+    else:
+        raise FacetrackError(f"not an image folder, synth folder or video: {src}")
+
+
+def process(rgb: np.ndarray, extra: dict, finder: FaceFinder, min_conf: float, min_face: float
+            ) -> tuple[dict | None, str | None]:
+    """One image to a crop record, or a rejection reason."""
+    if "landmarks" in extra:  # synthetic: exact landmarks
+        lm = np.asarray(extra["landmarks"], np.float32)
+        box = box_from_landmarks(lm)
+        face = Face(crop(rgb, box), box.to_crop(lm), np.ones(68, np.float32), box, lm)
+    else:
+        face = finder(rgb, pad=0.25 if extra.get("pad") else 0.0)
+        if face is None:
+            return None, "no face"
+        if float(face.confidence.mean()) < min_conf:
+            return None, "low landmark confidence"
+    if face.box.side / CROP_PER_FACE < min_face:
+        return None, "face too small"
+    h, w = rgb.shape[:2]
+    pad = 0.25 * max(h, w) if extra.get("pad") else 0.0
+    shifted = CropBox(face.box.cx + pad, face.box.cy + pad, face.box.side)
+    if shifted.outside_fraction(int(w + 2 * pad), int(h + 2 * pad)) > 0.35:
+        return None, "face at the image border"
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        return None, "jpeg encoding failed"
+    return {"jpeg": jpeg.tobytes(), "landmarks": face.landmarks, "confidence": face.confidence}, None
+
+
+def prepare(cache_dir: Path, sources: list[Path], video_step: int = 5, max_frames: int = 400,
+            val_fraction: float = 0.1, min_conf: float = 0.35, min_face: float = 40.0, limit: int | None = None,
+            shard_size: int = 500, landmarks: str = "auto", progress: bool = True) -> dict:
+    """Fill the cache from the sources; returns the index (counts and rejection reasons)."""
+    for src in sources:
+        if not src.exists():
+            raise FacetrackError(f"source not found: {src}")
+    cache = Cache(cache_dir)
+    finder = FaceFinder(landmarks, min_conf)
+    seen = Counter()
+    bar = tqdm(desc="prepare", unit="img", disable=not progress, total=limit)
+    try:
+        for src in sources:
+            for name, group, rgb, extra in iter_source(src, video_step, max_frames):
+                if limit is not None and sum(seen.values()) >= limit:
+                    break
+                if name in cache.done:
+                    continue
+                seen[src.name] += 1
+                bar.update()
+                if rgb is None:
+                    cache.reject(name, "unreadable")
+                    tqdm.write(f"skipped unreadable {name}", file=sys.stderr)
+                    continue
+                item, reason = process(rgb, extra, finder, min_conf, min_face)
+                if item is None:
+                    cache.reject(name, reason)
+                else:
+                    cache.add({**item, "name": name, "val": is_val(group, val_fraction)})
+                if len(cache.pending) >= shard_size:
+                    cache.flush()
+    finally:
+        cache.flush()
+        bar.close()
+    return cache.index
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m train.prepare", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cache", type=Path)
+    ap.add_argument("sources", type=Path, nargs="+")
+    ap.add_argument("--video-step", type=int, default=5, help="keep every Nth video frame")
+    ap.add_argument("--max-frames", type=int, default=400, help="frames kept per video at most")
+    ap.add_argument("--val-fraction", type=float, default=0.1)
+    ap.add_argument("--min-confidence", type=float, default=0.35, help="reject faces below this mean confidence")
+    ap.add_argument("--limit", type=int, help="process at most this many new items")
+    ap.add_argument("--landmarks", choices=["auto", "dlib", "fan"], default="auto")
+    args = ap.parse_args(argv)
+    try:
+        idx = prepare(args.cache, args.sources, args.video_step, args.max_frames, args.val_fraction,
+                      args.min_confidence, limit=args.limit, landmarks=args.landmarks)
+    except FacetrackError as e:
+        print(f"prepare: error: {e}", file=sys.stderr)
+        return 2
+    print(f"cache {args.cache}: {idx['counts']} accepted; rejected {idx['rejected']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
