@@ -53,6 +53,46 @@ def _synth(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} samples to {out}")
 
 
+def _tracker(args: argparse.Namespace):
+    from facetrack.model.facemodel import FaceModel
+    from facetrack.tracker import Tracker
+    from facetrack.weights import load_weights
+
+    face = FaceModel.load(Path(args.model) if args.model else None)
+    return Tracker(load_weights(paths.weights_dir(args.weights), face), backend=args.backend)
+
+
+def _run(args: argparse.Namespace) -> None:
+    if not args.no_gui:
+        raise FacetrackError("the window is not built yet: use --no-gui (see README)")
+    from facetrack.reconstruct import run_headless
+
+    run_headless(_tracker(args), args.source, Path(args.record) if args.record else None, args.max_frames)
+
+
+def _reconstruct(args: argparse.Namespace) -> None:
+    from facetrack.reconstruct import reconstruct
+
+    images = [Path(p) for p in args.images]
+    if reconstruct(_tracker(args), images, Path(args.out)) == 0:
+        raise FacetrackError("no face found in any image")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from facetrack.stream.recording import export_csv, read_recording
+
+    rec = read_recording(Path(args.file))
+    out = Path(args.csv)
+    export_csv(rec, out)
+    print(f"wrote {len(rec)} frames to {out}")
+
+
+def _add_tracking_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", help="weights folder (default: $FACETRACK_WEIGHTS or weights/)")
+    p.add_argument("--model", help="face model file (default: the user cache)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facetrack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--model")
     synth.set_defaults(func=_synth)
+
+    run = sub.add_parser("run", help="track a camera, video or image folder")
+    run.add_argument("--source", default="0", help="camera index, video file or image folder")
+    run.add_argument("--record", help="write a .ftrec recording")
+    run.add_argument("--no-gui", action="store_true", help="process as fast as possible and print FPS")
+    run.add_argument("--max-frames", type=int)
+    _add_tracking_args(run)
+    run.set_defaults(func=_run)
+
+    rec = sub.add_parser("reconstruct", help="per image: parameters, landmarks, renders, mask, mesh")
+    rec.add_argument("images", nargs="+")
+    rec.add_argument("--out", required=True)
+    _add_tracking_args(rec)
+    rec.set_defaults(func=_reconstruct)
+
+    exp = sub.add_parser("export", help="convert a recording")
+    exp.add_argument("file")
+    exp.add_argument("--csv", required=True, help="output CSV, one row per frame")
+    exp.set_defaults(func=_export)
     return parser
 
 

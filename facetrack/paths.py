@@ -35,3 +35,9 @@ def ict_dir(flag: str | os.PathLike | None) -> Path:
     if not path.is_dir():
         raise FacetrackError(f"ICT-FaceKit folder not found: {path}")
     return path
+
+
+def weights_dir(flag: str | os.PathLike | None = None) -> Path:
+    """Trained weights: the --weights flag, else $FACETRACK_WEIGHTS, else `weights/` of a source checkout."""
+    value = flag or os.environ.get("FACETRACK_WEIGHTS")
+    return Path(value).expanduser() if value else Path(__file__).resolve().parents[1] / "weights"

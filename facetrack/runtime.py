@@ -1,0 +1,59 @@
+"""Running the encoder: torch (CUDA when available) or ONNX Runtime on the CPU.
+
+On a 2-core CPU ONNX Runtime runs the MobileNet-like encoder several times faster than eager torch
+(see ../shared/stack-notes.md and `facetrack bench`), so `auto` picks it there.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from facetrack.errors import FacetrackError
+from facetrack.weights import Weights
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, weights: Weights, device: str | None = None) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.encoder = weights.encoder.to(self.device).eval()
+        self.name = f"torch-{self.device.type}"
+
+    @torch.no_grad()
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        """(B, 240, 240, 3) uint8 RGB crops to (B, D) parameter vectors."""
+        x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        return self.encoder(x).float().cpu().numpy()
+
+
+class OnnxBackend:
+    name = "onnxruntime-cpu"
+
+    def __init__(self, weights: Weights, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = weights.folder / "encoder.onnx"
+        if not path.is_file():
+            raise FacetrackError(f"missing weights file: {path}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+        return self.session.run(None, {"image": x})[0]
+
+
+def make_backend(weights: Weights, kind: str = "auto"):
+    """`torch`, `onnx`, or `auto`: torch on CUDA, else ONNX Runtime when encoder.onnx exists, else torch."""
+    if kind == "torch" or (kind == "auto" and torch.cuda.is_available()):
+        return TorchBackend(weights)
+    if kind == "onnx" or (kind == "auto" and (weights.folder / "encoder.onnx").is_file()):
+        return OnnxBackend(weights)
+    if kind == "auto":
+        return TorchBackend(weights)
+    raise FacetrackError(f"unknown backend {kind!r} (auto, torch or onnx)")

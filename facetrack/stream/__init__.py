@@ -1,0 +1,1 @@
+"""Coefficient streams: the recording file format, its reader and CSV export."""

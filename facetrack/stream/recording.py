@@ -1,0 +1,163 @@
+"""The `.ftrec` recording format: a header, then one fixed-size binary record per processed frame.
+
+    b"FTREC1\\n" | uint32 header length | header JSON (utf-8) | record | record | ...
+
+The header names every field and its size; a record is float64 timestamp (s), int64 frame index, then
+float32 values in header order: quaternion (w, x, y, z), translation (cm), identity, expressions (ARKit
+names in the header), delta_g, delta_r, SH gamma (27), photometric error base and final. Each record is
+written and flushed on its own, so a crash or kill loses at most the frame being written; the reader drops a
+truncated last record. A full disk raises a one-line FacetrackError and leaves what was written readable.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facetrack.errors import FacetrackError
+from facetrack.model.layout import ParamLayout
+from facetrack.render.camera import euler_to_matrix
+
+MAGIC = b"FTREC1\n"
+VERSION = 1
+
+
+def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation to a unit quaternion (w, x, y, z) with w >= 0."""
+    m = R
+    t = np.trace(m)
+    if t > 0:
+        s = np.sqrt(t + 1.0) * 2
+        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+    else:
+        i = int(np.argmax(np.diag(m)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = np.sqrt(1.0 + m[i, i] - m[j, j] - m[k, k]) * 2
+        q = [0.0] * 4
+        q[0] = (m[k, j] - m[j, k]) / s
+        q[1 + i] = 0.25 * s
+        q[1 + j] = (m[j, i] + m[i, j]) / s
+        q[1 + k] = (m[k, i] + m[i, k]) / s
+    q = np.asarray(q)
+    return q * (1 if q[0] >= 0 else -1) / np.linalg.norm(q)
+
+
+def fields_for(layout: ParamLayout) -> list[tuple[str, int]]:
+    return [("quaternion", 4), ("translation", 3), ("identity", layout.n_id), ("expression", layout.n_exp),
+            ("delta_g", layout.n_cg), ("delta_r", layout.n_cr), ("gamma", 27), ("photo_base", 1),
+            ("photo_final", 1)]
+
+
+def frame_values(layout: ParamLayout, x: np.ndarray, photo_base: float, photo_final: float) -> np.ndarray:
+    """The float32 part of a record from one parameter vector."""
+    p = layout.split(torch.as_tensor(x, dtype=torch.float64)[None])
+    q = matrix_to_quaternion(euler_to_matrix(p["rot"])[0].numpy())
+    parts = [q, p["trans"][0], p["alpha_id"][0], p["alpha_exp"][0], p["delta_g"][0], p["delta_r"][0],
+             p["gamma"][0].reshape(-1), [photo_base], [photo_final]]
+    return np.concatenate([np.asarray(v, np.float64).ravel() for v in parts]).astype(np.float32)
+
+
+class Recorder:
+    """Appends frames to a `.ftrec` file; `close` (or a with block) ends it."""
+
+    def __init__(self, path: Path, layout: ParamLayout, exp_names: list[str], source: str = "", fps: float = 0.0):
+        self.path, self.layout = Path(path), layout
+        self.fields = fields_for(layout)
+        header = {"version": VERSION, "fields": self.fields, "expression_names": exp_names, "source": source,
+                  "fps": fps, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "units": {
+                      "translation": "cm, camera frame (x right, y up, looking down -z)",
+                      "quaternion": "w, x, y, z; model to camera rotation", "timestamp": "seconds"}}
+        blob = json.dumps(header).encode()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = self.path.open("wb")
+            self._write(MAGIC + struct.pack("<I", len(blob)) + blob)
+        except OSError as e:
+            raise FacetrackError(f"cannot start recording {self.path}: {e.strerror or e}") from None
+        self.frames = 0
+
+    def _write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.file.flush()
+
+    def write(self, timestamp: float, frame_index: int, x: np.ndarray, photo_base: float, photo_final: float) -> None:
+        values = frame_values(self.layout, x, photo_base, photo_final)
+        try:
+            self._write(struct.pack("<dq", timestamp, frame_index) + values.tobytes())
+        except OSError as e:
+            self.file.close()
+            raise FacetrackError(f"recording stopped after {self.frames} frames: cannot write {self.path} "
+                                 f"({e.strerror or e}); the frames so far are kept") from None
+        self.frames += 1
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class Recording:
+    """A recording read back: header plus one array per field, (N, size)."""
+
+    header: dict
+    timestamp: np.ndarray
+    frame_index: np.ndarray
+    values: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.timestamp)
+
+
+def read_recording(path: Path) -> Recording:
+    """Read a `.ftrec` file; a truncated last record (crash while writing) is dropped."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise FacetrackError(f"cannot read recording {path}: {e.strerror or e}") from None
+    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
+        raise FacetrackError(f"not a facetrack recording: {path}")
+    (n,) = struct.unpack_from("<I", data, len(MAGIC))
+    start = len(MAGIC) + 4
+    try:
+        header = json.loads(data[start : start + n])
+    except ValueError:
+        raise FacetrackError(f"corrupt recording header: {path}") from None
+    fields = [(name, int(size)) for name, size in header["fields"]]
+    width = sum(s for _, s in fields)
+    rec_dtype = np.dtype([("t", "<f8"), ("i", "<i8"), ("v", "<f4", (width,))])
+    body = data[start + n :]
+    count = len(body) // rec_dtype.itemsize
+    recs = np.frombuffer(body[: count * rec_dtype.itemsize], rec_dtype)
+    values, off = {}, 0
+    for name, size in fields:
+        values[name] = recs["v"][:, off : off + size].copy()
+        off += size
+    return Recording(header, recs["t"].copy(), recs["i"].copy(), values)
+
+
+def export_csv(rec: Recording, path: Path) -> None:
+    """One row per frame with named columns (expressions by ARKit name)."""
+    names = {"expression": rec.header["expression_names"], "quaternion": ["qw", "qx", "qy", "qz"],
+             "translation": ["tx_cm", "ty_cm", "tz_cm"], "photo_base": ["photo_base"],
+             "photo_final": ["photo_final"]}
+    cols, blocks = ["timestamp", "frame"], [rec.timestamp[:, None], rec.frame_index[:, None].astype(float)]
+    for name, arr in rec.values.items():
+        cols += names.get(name, [f"{name}_{k}" for k in range(arr.shape[1])])
+        blocks.append(arr)
+    table = np.concatenate(blocks, axis=1) if len(rec) else np.zeros((0, len(cols)))
+    try:
+        np.savetxt(path, table, delimiter=",", header=",".join(cols), comments="", fmt="%.7g")
+    except OSError as e:
+        raise FacetrackError(f"cannot write {path}: {e.strerror or e}") from None

@@ -1,0 +1,65 @@
+"""`facetrack run --no-gui` and `facetrack reconstruct` with the shipped weights on shared data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facetrack import paths
+from facetrack.cli import main
+from facetrack.stream.recording import read_recording
+
+
+@pytest.fixture(scope="module")
+def weights() -> Path:
+    folder = paths.weights_dir()
+    if not (folder / "encoder.pt").is_file():
+        pytest.skip("no trained weights in weights/")
+    return folder
+
+
+def test_run_records_every_processed_frame(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    rec = tmp_path / "r.ftrec"
+    video = shared_dir / "videos" / "liveportrait_d0.mp4"
+    assert main(["run", "--source", str(video), "--no-gui", "--max-frames", "12", "--record", str(rec),
+                 "--weights", str(weights), "--model", str(model_file)]) == 0
+    out = capsys.readouterr().out
+    assert "12 frames, 12 with a face" in out and "FPS" in out
+    back = read_recording(rec)
+    assert len(back) == 12 and list(back.frame_index) == list(range(12))
+    assert np.all(back.values["photo_final"] < 0.5)
+
+
+def test_reconstruct_outputs(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path) -> None:
+    img = shared_dir / "aflw2000-sample" / "image00050.jpg"
+    assert main(["reconstruct", str(img), "--out", str(tmp_path), "--weights", str(weights),
+                 "--model", str(model_file)]) == 0
+    d = tmp_path / img.stem
+    params = json.loads((d / "params.json").read_text())
+    assert set(params["params"]["rotation_degrees"]) == {"pitch", "yaw", "roll"}
+    assert "jawOpen" in params["params"]["alpha_exp"]
+    lm = np.array(json.loads((d / "landmarks.json").read_text())["landmarks_68"])
+    h, w = cv2.imread(str(img)).shape[:2]
+    assert lm.shape == (68, 2) and (lm > 0).all() and (lm[:, 0] < w).all() and (lm[:, 1] < h).all()
+    mask = cv2.imread(str(d / "mask.png"), cv2.IMREAD_GRAYSCALE) > 127
+    assert 0.05 < mask.mean() < 0.8
+    assert mask[int(lm[30, 1]), int(lm[30, 0])]  # the nose tip is on the face mask
+    assert (d / "mesh.obj").read_text().count("\nf ") == 18460
+
+
+def test_bad_sources_are_one_line_errors(weights: Path, model_file: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    for source in (str(tmp_path / "missing.mp4"), str(broken), "7"):
+        assert main(["run", "--source", source, "--no-gui", "--weights", str(weights),
+                     "--model", str(model_file)]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["run", "--source", str(broken), "--no-gui", "--weights", str(tmp_path),
+                 "--model", str(model_file)]) == 2
+    assert "missing weights file" in capsys.readouterr().err

@@ -1,0 +1,88 @@
+"""The .ftrec recording format: round trip, crash safety, full disk, CSV export."""
+
+from __future__ import annotations
+
+import errno
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facetrack.cli import main
+from facetrack.errors import FacetrackError
+from facetrack.model.layout import ParamLayout
+from facetrack.render.camera import euler_to_matrix
+from facetrack.stream.recording import Recorder, read_recording
+
+LAYOUT = ParamLayout(n_cg=4, n_cr=4)
+NAMES = [f"shape{i}" for i in range(LAYOUT.n_exp)]
+
+
+def _frames(n: int) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(n, LAYOUT.size)).astype(np.float32) * 0.3
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    xs = _frames(7)
+    with Recorder(tmp_path / "a.ftrec", LAYOUT, NAMES, source="test") as rec:
+        for i, x in enumerate(xs):
+            rec.write(i / 30, i, x, 0.1, 0.05)
+    back = read_recording(tmp_path / "a.ftrec")
+    assert len(back) == 7 and back.header["expression_names"] == NAMES
+    sl = LAYOUT.slices()
+    assert np.allclose(back.values["expression"], xs[:, sl["alpha_exp"]], atol=1e-6)
+    assert np.allclose(back.values["translation"], xs[:, sl["trans"]], atol=1e-6)
+    assert np.allclose(back.values["gamma"], xs[:, sl["gamma"]], atol=1e-6)
+    # The quaternion encodes the same rotation as the Euler angles.
+    for x, q in zip(xs, back.values["quaternion"], strict=True):
+        R = euler_to_matrix(torch.tensor(x[sl["rot"]], dtype=torch.float64)).numpy()
+        w, a, b, c = q
+        Rq = np.array([[1 - 2 * (b * b + c * c), 2 * (a * b - c * w), 2 * (a * c + b * w)],
+                       [2 * (a * b + c * w), 1 - 2 * (a * a + c * c), 2 * (b * c - a * w)],
+                       [2 * (a * c - b * w), 2 * (b * c + a * w), 1 - 2 * (a * a + b * b)]])
+        assert np.allclose(R, Rq, atol=1e-5)
+    assert np.allclose(back.timestamp, np.arange(7) / 30) and list(back.frame_index) == list(range(7))
+
+
+def test_truncated_last_frame_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "crash.ftrec"
+    rec = Recorder(path, LAYOUT, NAMES)
+    for i, x in enumerate(_frames(5)):
+        rec.write(float(i), i, x, 0.1, 0.1)
+    rec.close()
+    path.write_bytes(path.read_bytes()[:-10])  # killed while writing the last record
+    assert len(read_recording(path)) == 4
+
+
+def test_full_disk_keeps_frames(tmp_path: Path) -> None:
+    path = tmp_path / "full.ftrec"
+    rec = Recorder(path, LAYOUT, NAMES)
+    xs = _frames(3)
+    rec.write(0.0, 0, xs[0], 0.1, 0.1)
+    rec.write(1.0, 1, xs[1], 0.1, 0.1)
+
+    def no_space(data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    rec._write = no_space
+    with pytest.raises(FacetrackError, match="recording stopped after 2 frames.*No space left"):
+        rec.write(2.0, 2, xs[2], 0.1, 0.1)
+    assert len(read_recording(path)) == 2
+    with pytest.raises(FacetrackError, match="cannot start recording"):
+        Recorder(Path("/dev/full"), LAYOUT, NAMES)
+
+
+def test_csv_export(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with Recorder(tmp_path / "a.ftrec", LAYOUT, NAMES) as rec:
+        for i, x in enumerate(_frames(3)):
+            rec.write(i * 0.5, i, x, 0.2, 0.1)
+    assert main(["export", str(tmp_path / "a.ftrec"), "--csv", str(tmp_path / "a.csv")]) == 0
+    header = (tmp_path / "a.csv").read_text().splitlines()[0].split(",")
+    assert header[:5] == ["timestamp", "frame", "qw", "qx", "qy"] and "shape7" in header and "photo_final" in header
+    table = np.loadtxt(tmp_path / "a.csv", delimiter=",", skiprows=1)
+    assert table.shape == (3, len(header)) and math.isclose(table[2, 0], 1.0)
+    (tmp_path / "bad.ftrec").write_bytes(b"hello")
+    assert main(["export", str(tmp_path / "bad.ftrec"), "--csv", str(tmp_path / "b.csv")]) == 2
+    assert "not a facetrack recording" in capsys.readouterr().err
