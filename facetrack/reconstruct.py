@@ -43,12 +43,8 @@ def overlay(raster: GLRasterizer, tracker: Tracker, r: FrameResult, rgb: np.ndar
     """The level drawn over the whole input image (rendered in the crop, warped back), and its coverage."""
     vw = r.base if level == "base" else r.final
     crop_rgb, cov = draw(raster, tracker.camera, vw, tracker.weights.face.triangles, 0, None)
-    box = r.face.box
-    s = 240 / box.side
-    M = np.array([[s, 0, -(box.cx - box.side / 2) * s + 0.5 * s - 0.5],
-                  [0, s, -(box.cy - box.side / 2) * s + 0.5 * s - 0.5]])
     h, w = rgb.shape[:2]
-    inv = cv2.invertAffineTransform(M)
+    inv = cv2.invertAffineTransform(r.face.box.affine())
     big = cv2.warpAffine(crop_rgb * cov[..., None], inv, (w, h), flags=cv2.INTER_LINEAR)
     mask = cv2.warpAffine(cov, inv, (w, h), flags=cv2.INTER_LINEAR)
     return big + (1 - mask[..., None]) * rgb.astype(np.float32) / 255.0, mask

@@ -41,6 +41,15 @@ class CropBox:
         origin = np.array([self.cx - self.side / 2, self.cy - self.side / 2])
         return pts / self.scale + origin
 
+    def affine(self, size: int = CROP_SIZE) -> np.ndarray:
+        """(2, 3) matrix from image pixel indices to crop pixel indices (for cv2.warpAffine).
+
+        Continuous coordinates put pixel centres at k + 0.5, so both sides are shifted by half a pixel.
+        """
+        s = size / self.side
+        return np.array([[s, 0, -(self.cx - self.side / 2) * s + 0.5 * s - 0.5],
+                         [0, s, -(self.cy - self.side / 2) * s + 0.5 * s - 0.5]], np.float64)
+
     def outside_fraction(self, width: int, height: int) -> float:
         """Share of the box that lies outside the image (filled by padding)."""
         x0, y0 = self.cx - self.side / 2, self.cy - self.side / 2
@@ -65,10 +74,8 @@ def box_from_face_box(x: float, y: float, w: float, h: float) -> CropBox:
 def crop(image: np.ndarray, box: CropBox, size: int = CROP_SIZE) -> np.ndarray:
     """Resample the box to a size x size image; parts outside the image are replicated from its border."""
     s = size / box.side
-    M = np.array([[s, 0, -(box.cx - box.side / 2) * s], [0, s, -(box.cy - box.side / 2) * s]], np.float64)
-    # warpAffine maps pixel centres: shift by half a pixel on both sides to keep the k + 0.5 convention.
-    M[:, 2] += 0.5 * s - 0.5
     if s < 0.5:  # large faces: low-pass first so the bilinear resampling does not alias
         sigma = 0.5 / s
         image = cv2.GaussianBlur(image, (0, 0), sigma)
-    return cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(image, box.affine(size), (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
