@@ -63,11 +63,21 @@ def _tracker(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> None:
-    if not args.no_gui:
-        raise FacetrackError("the window is not built yet: use --no-gui (see README)")
-    from facetrack.reconstruct import run_headless
+    record = Path(args.record) if args.record else None
+    if args.no_gui:
+        from facetrack.reconstruct import run_headless
 
-    run_headless(_tracker(args), args.source, Path(args.record) if args.record else None, args.max_frames)
+        run_headless(_tracker(args), args.source, record, args.max_frames)
+        return
+    from facetrack.app.main import run_gui
+
+    run_gui(_tracker(args), args.source, record)
+
+
+def _play(args: argparse.Namespace) -> None:
+    from facetrack.app.main import play_gui
+
+    play_gui(_tracker(args), Path(args.file))
 
 
 def _reconstruct(args: argparse.Namespace) -> None:
@@ -136,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking_args(rec)
     rec.set_defaults(func=_reconstruct)
 
+    play = sub.add_parser("play", help="replay a recording into the viewport")
+    play.add_argument("file")
+    _add_tracking_args(play)
+    play.set_defaults(func=_play)
+
     exp = sub.add_parser("export", help="convert a recording")
     exp.add_argument("file")
     exp.add_argument("--csv", required=True, help="output CSV, one row per frame")
@@ -144,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0].startswith("--source") or argv[0] in ("--record",):
+        argv = ["run", *argv]  # `facetrack` alone opens the window on webcam 0
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -119,6 +119,22 @@ class Recording:
     def __len__(self) -> int:
         return len(self.timestamp)
 
+    def params(self, layout: ParamLayout) -> np.ndarray:
+        """(N, D) parameter vectors in `layout` order (rotation back from the quaternion to Euler angles)."""
+        from facetrack.render.camera import matrix_to_euler
+
+        q = self.values["quaternion"].astype(np.float64)
+        w, a, b, c = q.T
+        R = np.stack([1 - 2 * (b * b + c * c), 2 * (a * b - c * w), 2 * (a * c + b * w),
+                      2 * (a * b + c * w), 1 - 2 * (a * a + c * c), 2 * (b * c - a * w),
+                      2 * (a * c - b * w), 2 * (b * c + a * w), 1 - 2 * (a * a + b * b)], 1).reshape(-1, 3, 3)
+        parts = {"alpha_id": self.values["identity"], "alpha_exp": self.values["expression"],
+                 "delta_g": self.values["delta_g"], "delta_r": self.values["delta_r"],
+                 "rot": matrix_to_euler(torch.from_numpy(R)).numpy(), "trans": self.values["translation"],
+                 "gamma": self.values["gamma"]}
+        x = layout.join({k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in parts.items()})
+        return x.numpy()
+
 
 def read_recording(path: Path) -> Recording:
     """Read a `.ftrec` file; a truncated last record (crash while writing) is dropped."""

@@ -1,0 +1,1 @@
+"""The desktop app: capture thread -> inference thread -> moderngl viewport, plots, recording."""

@@ -1,0 +1,143 @@
+"""The moderngl viewport inside a QOpenGLWidget: base and final level side by side.
+
+Each half shows the input frame with the level drawn over it by the estimated camera, or (orbit view) the
+level alone, turned with the mouse. View modes: shaded, albedo, geometry, wireframe; the photometric-error
+heat map can be laid over any of them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import moderngl
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtOpenGLWidgets import QOpenGLWidget
+
+from facetrack.app.packets import LevelMesh, Packet
+from facetrack.render import glsl
+
+MODES = ("shaded", "albedo", "geometry", "wireframe")
+LEVELS = ("base", "final")
+
+
+def orbit_clip(centred: np.ndarray, yaw: float, pitch: float, aspect: float, distance: float = 55.0) -> np.ndarray:
+    """Clip coordinates of camera-frame vertices turned by (yaw, pitch) and seen from `distance` cm."""
+    cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
+    R = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]]) @ np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    v = centred @ R.T.astype(np.float32)
+    z = v[:, 2] - distance
+    f, near, far = 1 / math.tan(math.radians(15)), 5.0, 500.0
+    return np.stack([f / aspect * v[:, 0], f * v[:, 1], (far + near) / (near - far) * z + 2 * far * near / (near - far),
+                     -z], axis=1).astype(np.float32)
+
+
+class Viewport(QOpenGLWidget):
+    def __init__(self, triangles: np.ndarray, parent=None) -> None:
+        super().__init__(parent)
+        self.triangles = np.ascontiguousarray(triangles, dtype=np.int32)
+        self.mode, self.overlay, self.orbit = 0, False, False
+        self.yaw, self.pitch = 0.5, 0.15
+        self.packet: Packet | None = None
+        self.ctx = None
+        self._drag = None
+        self.setMinimumSize(480, 240)
+
+    # -- state -------------------------------------------------------------------------------------
+    def set_packet(self, packet: Packet) -> None:
+        self.packet = packet
+        self.update()
+
+    def set_mode(self, mode: int) -> None:
+        self.mode = mode
+        self.update()
+
+    def toggle_overlay(self) -> None:
+        self.overlay = not self.overlay
+        self.update()
+
+    def toggle_orbit(self) -> None:
+        self.orbit = not self.orbit
+        self.update()
+
+    # -- GL ------------------------------------------------------------------------------------------
+    def initializeGL(self) -> None:
+        self.ctx = moderngl.create_context()
+        self.mesh_prog = self.ctx.program(vertex_shader=glsl.load("viewport.vert"),
+                                          fragment_shader=glsl.load("viewport.frag"))
+        self.bg_prog = self.ctx.program(vertex_shader=glsl.load("background.vert"),
+                                        fragment_shader=glsl.load("background.frag"))
+        quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
+        self.bg_vao = self.ctx.vertex_array(self.bg_prog, [(self.ctx.buffer(quad.tobytes()), "2f", "in_pos")])
+        self.ibo = self.ctx.buffer(self.triangles.tobytes())
+        self.vbo = self.ctx.buffer(reserve=int(self.triangles.max() + 1) * 16 * 4, dynamic=True)
+        self.mesh_vao = self.ctx.vertex_array(
+            self.mesh_prog, [(self.vbo, "4f 3f 3f 3f 3f", "in_clip", "in_normal", "in_albedo", "in_color", "in_heat")],
+            self.ibo)
+        self.texture = None
+
+    def _upload_frame(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        if self.texture is None or self.texture.size != (w, h):
+            if self.texture is not None:
+                self.texture.release()
+            self.texture = self.ctx.texture((w, h), 3, alignment=1)
+            self.texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.texture.write(np.ascontiguousarray(frame).tobytes())
+
+    def _rects(self, aspect: float) -> list[tuple[int, int, int, int]]:
+        r = self.devicePixelRatio()
+        W, H = int(self.width() * r), int(self.height() * r)
+        half = W // 2
+        w = min(half, int(H * aspect))
+        h = int(w / aspect)
+        return [(k * half + (half - w) // 2, (H - h) // 2, w, h) for k in range(2)]
+
+    def paintGL(self) -> None:
+        fbo = self.ctx.detect_framebuffer(self.defaultFramebufferObject())
+        fbo.use()
+        self.ctx.viewport = (0, 0, int(self.width() * self.devicePixelRatio()),
+                             int(self.height() * self.devicePixelRatio()))
+        self.ctx.clear(0.11, 0.11, 0.13, 1.0, depth=1.0)
+        pk = self.packet
+        if pk is None:
+            return
+        h, w = pk.frame.shape[:2]
+        self._upload_frame(pk.frame)
+        for rect, level in zip(self._rects(w / h), LEVELS, strict=True):
+            self.ctx.viewport = rect
+            self.ctx.disable(moderngl.DEPTH_TEST)
+            if not self.orbit:
+                self.texture.use(0)
+                self.bg_prog["frame"] = 0
+                self.bg_prog["dim"] = 1.0
+                self.bg_vao.render(moderngl.TRIANGLE_STRIP)
+            mesh: LevelMesh | None = getattr(pk, level)
+            if mesh is None:
+                continue
+            clip = orbit_clip(mesh.centred, self.yaw, self.pitch, rect[2] / rect[3]) if self.orbit else mesh.clip
+            data = np.concatenate([clip, mesh.normal, mesh.albedo, mesh.color, mesh.heat], axis=1)
+            self.vbo.write(np.ascontiguousarray(data, np.float32).tobytes())
+            self.ctx.enable(moderngl.DEPTH_TEST)
+            self.ctx.wireframe = self.mode == 3
+            self.mesh_prog["mode"] = self.mode
+            self.mesh_prog["overlay"] = 0.8 if self.overlay else 0.0
+            self.mesh_prog["opacity"] = 1.0
+            self.mesh_vao.render(moderngl.TRIANGLES)
+            self.ctx.wireframe = False
+
+    # -- mouse: orbit ------------------------------------------------------------------------------------
+    def mousePressEvent(self, e) -> None:
+        if e.button() == Qt.MouseButton.LeftButton:
+            self._drag = e.position()
+
+    def mouseMoveEvent(self, e) -> None:
+        if self._drag is not None and self.orbit:
+            d = e.position() - self._drag
+            self._drag = e.position()
+            self.yaw += d.x() * 0.01
+            self.pitch = max(-1.4, min(1.4, self.pitch + d.y() * 0.01))
+            self.update()
+
+    def mouseReleaseEvent(self, e) -> None:
+        self._drag = None

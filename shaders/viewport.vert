@@ -1,0 +1,19 @@
+#version 330
+// Face mesh in the viewport. Clip coordinates are computed on the CPU from the estimated camera and the
+// crop box, so the mesh lands on the face in the input frame (or in the orbit view).
+in vec4 in_clip;
+in vec3 in_normal;   // camera frame
+in vec3 in_albedo;   // reflectance
+in vec3 in_color;    // albedo x SH irradiance
+in vec3 in_heat;     // photometric error as a colour
+out vec3 v_normal;
+out vec3 v_albedo;
+out vec3 v_color;
+out vec3 v_heat;
+void main() {
+    gl_Position = in_clip;
+    v_normal = in_normal;
+    v_albedo = in_albedo;
+    v_color = in_color;
+    v_heat = in_heat;
+}
