@@ -23,7 +23,8 @@ from facetrack.model.multilevel import MultiLevelModel
 
 
 def save_reflectance(path: Path, mean: np.ndarray, basis: np.ndarray, sigma: np.ndarray, meta: str = "") -> None:
-    np.savez(path, mean=mean.astype(np.float32), basis=basis.astype(np.float32), sigma=sigma.astype(np.float32),
+    """The basis is stored in float16 (half the size in git; its entries are a few hundredths)."""
+    np.savez(path, mean=mean.astype(np.float32), basis=basis.astype(np.float16), sigma=sigma.astype(np.float32),
              meta=np.asarray(meta))
 
 
@@ -31,7 +32,7 @@ def load_reflectance(face: FaceModel, path: Path) -> FaceModel:
     """A copy of the face model whose base reflectance is the learned one in `path`."""
     try:
         with np.load(path) as z:
-            mean, basis, sigma = z["mean"], z["basis"], z["sigma"]
+            mean, basis, sigma = (z[k].astype(np.float32) for k in ("mean", "basis", "sigma"))
     except (OSError, KeyError, ValueError) as e:
         raise FacetrackError(f"cannot read reflectance model {path}: {e}") from None
     if mean.shape != face.refl_mean.shape:

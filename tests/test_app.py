@@ -39,7 +39,7 @@ def test_window_on_video(qtbot, tracker: Tracker, shared_dir: Path, tmp_path: Pa
     from facetrack.app.window import MainWindow
 
     rec_path = tmp_path / "session.ftrec"
-    win = MainWindow(tracker, str(shared_dir / "videos" / "liveportrait_d0.mp4"), record=rec_path, realtime=False)
+    win = MainWindow(tracker, str(shared_dir / "videos" / "liveportrait_d0.mp4"), record=rec_path, realtime=True)
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.frames >= 6 and win.viewport.packet is not None
@@ -81,6 +81,15 @@ def test_window_on_video(qtbot, tracker: Tracker, shared_dir: Path, tmp_path: Pa
             assert np.abs(img.astype(int) - shaded).mean() > 0.5, f"{name} did not change the image"
     # The error overlay is a non-empty heat map over the face.
     assert pk.final.heat.max() > 0.05 and (pk.final.heat.sum(1) > 0).mean() > 0.2
+    # Every toggle has a keyboard shortcut, and the shortcut's action does what the toggle does.
+    from PySide6.QtGui import QAction
+
+    actions = {a.shortcut().toString(): a for a in win.findChildren(QAction) if not a.shortcut().isEmpty()}
+    assert {"1", "2", "3", "4", "E", "O", "R", "Ctrl+O", "Ctrl+K"} <= set(actions)
+    actions["3"].trigger()
+    assert vp.mode == 2
+    actions["E"].trigger()
+    assert vp.overlay
     ARTIFACTS.mkdir(exist_ok=True)
     assert win.grab().save(str(ARTIFACTS / "test-window.png"))
 

@@ -109,23 +109,28 @@ class MainWindow(QMainWindow):
 
     # -- actions -------------------------------------------------------------------------------------
     def _make_actions(self) -> None:
+        """Menus, a toolbar with the same actions, and a keyboard shortcut for each."""
+        bar = self.addToolBar("controls")
         menu = self.menuBar().addMenu("&Source")
-        self._action(menu, "Open video or image folder…", "Ctrl+O", self._choose_file)
-        self._action(menu, "Camera…", "Ctrl+K", self._choose_camera)
+        bar.addAction(self._action(menu, "Open video or image folder…", "Ctrl+O", self._choose_file))
+        bar.addAction(self._action(menu, "Camera…", "Ctrl+K", self._choose_camera))
+        bar.addSeparator()
         view = self.menuBar().addMenu("&View")
         for k, name in enumerate(MODES):
-            self._action(view, name.capitalize(), str(k + 1), lambda k=k: self.viewport.set_mode(k))
-        self._action(view, "Photometric error overlay", "E", self.viewport.toggle_overlay)
-        self._action(view, "Orbit view (drag to turn)", "O", self.viewport.toggle_orbit)
+            bar.addAction(self._action(view, name.capitalize(), str(k + 1), lambda *_, k=k: self.viewport.set_mode(k)))
+        bar.addAction(self._action(view, "Error overlay", "E", self.viewport.toggle_overlay))
+        bar.addAction(self._action(view, "Orbit view", "O", self.viewport.toggle_orbit))
+        bar.addSeparator()
         rec = self.menuBar().addMenu("&Record")
         self.record_action = self._action(rec, "Start recording", "R", self.toggle_recording)
+        bar.addAction(self.record_action)
 
     def _action(self, menu, text: str, key: str, slot) -> QAction:
         a = QAction(text, self)
         a.setShortcut(QKeySequence(key))
+        a.setToolTip(f"{text} ({key})")
         a.triggered.connect(slot)
         menu.addAction(a)
-        self.addAction(a)
         return a
 
     def _choose_file(self) -> None:
@@ -196,7 +201,8 @@ class MainWindow(QMainWindow):
             except FacetrackError as e:
                 self.show_error(str(e))
                 return
-            self.record_action.setText(f"Stop recording ({path})")
+            self.record_action.setText("Stop recording")
+            self.record_action.setToolTip(f"recording to {path} (R stops)")
         else:
             n = self.inference.stop_recording()
             self.record_action.setText("Start recording")

@@ -6,6 +6,8 @@ coordinates as the nvdiffrast path and returns per-pixel attributes and coverage
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from facetrack.errors import FacetrackError
@@ -14,11 +16,23 @@ from facetrack.render import glsl
 MAX_ATTRS = 7  # two RGBA targets, one channel kept for coverage
 
 
+def _release_qt_context() -> None:
+    """Qt leaves its (GLX) context current on the GUI thread; with it current, draws on our EGL context go
+    nowhere (all-zero images). Release it when Qt is loaded; Qt makes it current again before it paints."""
+    if "PySide6.QtGui" in sys.modules:
+        from PySide6.QtGui import QOpenGLContext
+
+        ctx = QOpenGLContext.currentContext()
+        if ctx is not None:
+            ctx.doneCurrent()
+
+
 class GLRasterizer:
     """Renders triangles with up to 7 float attributes per vertex into a (H, W) float image."""
 
     def __init__(self, width: int, height: int, supersample: int = 2) -> None:
         self.width, self.height, self.ss = width, height, supersample
+        _release_qt_context()
         try:
             import moderngl
 
@@ -34,8 +48,6 @@ class GLRasterizer:
     def render(self, clip: np.ndarray, triangles: np.ndarray, attrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(V, 4) clip coordinates, (T, 3) triangles, (V, C) attributes -> (H, W, C) attributes
         premultiplied by coverage, and (H, W) coverage in [0, 1] (fractional at edges when supersampling)."""
-        import moderngl
-
         C = attrs.shape[1]
         if C > MAX_ATTRS:
             raise ValueError(f"at most {MAX_ATTRS} attributes, got {C}")
@@ -43,6 +55,13 @@ class GLRasterizer:
         packed[:, :C] = attrs
         packed[:, C] = 1.0
         data = np.concatenate([np.asarray(clip, np.float32), packed], axis=1)
+        _release_qt_context()
+        with self.ctx:  # make this context current: another rasterizer may own the thread's context
+            return self._render(data, triangles, C)
+
+    def _render(self, data: np.ndarray, triangles: np.ndarray, C: int) -> tuple[np.ndarray, np.ndarray]:
+        import moderngl
+
         vbo = self.ctx.buffer(np.ascontiguousarray(data).tobytes())
         ibo = self.ctx.buffer(np.ascontiguousarray(triangles, dtype=np.int32).tobytes())
         vao = self.ctx.vertex_array(self.prog, [(vbo, "4f 4f 4f", "in_clip", "in_a0", "in_a1")], ibo)
