@@ -24,9 +24,9 @@ from facetrack.render.camera import DEFAULT_TRANSLATION, Camera
 from facetrack.render.formation import View, view
 from facetrack.render.images import draw, save_png
 from facetrack.render.raster_gl import GLRasterizer
+from facetrack.sources import IMAGE_EXTS
 
 SKIN_TONES = np.array([[0.86, 0.69, 0.59], [0.74, 0.54, 0.42], [0.58, 0.40, 0.29], [0.36, 0.24, 0.17]])
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 @dataclass

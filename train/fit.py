@@ -107,22 +107,16 @@ def _frames(path, step: int, max_frames: int):
     import cv2
 
     from facetrack.errors import FacetrackError
+    from facetrack.sources import open_source
     from train.prepare import VIDEO_EXTS
 
     if path.suffix.lower() in VIDEO_EXTS:
-        cap = cv2.VideoCapture(str(path))
-        if not cap.isOpened():
-            raise FacetrackError(f"cannot open video: {path}")
-        out, i = [], 0
-        while len(out) < max_frames:
-            ok, frame = cap.read()
-            if not ok:
-                break
+        out = []
+        for _, i, rgb in open_source(str(path)):
             if i % step == 0:
-                out.append((f"frame{i:06d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
-            i += 1
-        if not out:
-            raise FacetrackError(f"no frames could be read from video: {path}")
+                out.append((f"frame{i:06d}", rgb))
+            if len(out) >= max_frames:
+                break
         return out
     img = cv2.imread(str(path))
     if img is None:

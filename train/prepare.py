@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facetrack.errors import FacetrackError
-from facetrack.synth import IMAGE_EXTS
+from facetrack.sources import IMAGE_EXTS, open_source
 from facetrack.vision.crop import CROP_PER_FACE, CropBox, box_from_landmarks, crop
 from facetrack.vision.faces import Face, FaceFinder
 
@@ -110,22 +110,18 @@ def iter_source(src: Path, video_step: int, max_frames: int) -> Iterator[tuple[s
             img = cv2.imread(str(path))
             yield name, name, None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB), {"pad": True}
     elif src.suffix.lower() in VIDEO_EXTS:
-        cap = cv2.VideoCapture(str(src))
-        if not cap.isOpened():
+        try:
+            frames = open_source(str(src))
+        except FacetrackError:
             yield f"{src.name}#video", src.name, None, {}
             return
-        frame_no, kept = 0, 0
-        while kept < max_frames:
-            ok, frame = cap.read()
-            if not ok:
+        kept = 0
+        for _, frame_no, rgb in frames:
+            if kept >= max_frames:
                 break
             if frame_no % video_step == 0:
                 kept += 1
-                yield f"{src.name}#{frame_no:06d}", src.name, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), {}
-            frame_no += 1
-        cap.release()
-        if frame_no == 0:
-            yield f"{src.name}#video", src.name, None, {}
+                yield f"{src.name}#{frame_no:06d}", src.name, rgb, {}
     else:
         raise FacetrackError(f"not an image folder, synth folder or video: {src}")
 
