@@ -97,6 +97,22 @@ def _export(args: argparse.Namespace) -> None:
     print(f"wrote {len(rec)} frames to {out}")
 
 
+def _eval(args: argparse.Namespace) -> None:
+    import os
+
+    from facetrack.evaluate import eval_synthetic, write_report
+
+    levels = ("base", "final") if args.level == "both" else (args.level,)
+    shared = os.environ.get("FACETRACK_SHARED")
+    bg = Path(args.backgrounds) if args.backgrounds else (Path(shared) / "faces" / "utkface" if shared else None)
+    report = eval_synthetic(_tracker(args), args.n, args.seed, bg, levels)
+    write_report(report, Path(args.out), "facetrack eval synthetic")
+    v = report["vertex_error_mm"]
+    print(f"{report['found']}/{report['faces']} faces found; vertex error (mm, mean of means): "
+          + ", ".join(f"{k} {x['mean']:.2f}" for k, x in v.items() if x["mean"] is not None)
+          + f"; rotation error {report['rotation_error_deg'].get('mean', float('nan')):.1f} deg -> {args.out}")
+
+
 def _add_tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights folder (default: $FACETRACK_WEIGHTS or weights/)")
     p.add_argument("--model", help="face model file (default: the user cache)")
@@ -150,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("file")
     _add_tracking_args(play)
     play.set_defaults(func=_play)
+
+    ev = sub.add_parser("eval", help="accuracy figures (more kinds to come: images, landmarks, video)")
+    ev.add_argument("kind", choices=["synthetic"])
+    ev.add_argument("--n", type=int, default=300)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--backgrounds", help="photos to render over (default: $FACETRACK_SHARED/faces/utkface)")
+    ev.add_argument("--level", choices=["base", "final", "both"], default="both")
+    ev.add_argument("--out", default="eval-synthetic")
+    _add_tracking_args(ev)
+    ev.set_defaults(func=_eval)
 
     exp = sub.add_parser("export", help="convert a recording")
     exp.add_argument("file")

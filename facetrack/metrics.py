@@ -1,0 +1,40 @@
+"""Evaluation metrics, each small and tested on cases with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def similarity_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """src (N, 3) moved onto dst by the least-squares rotation, translation and isotropic scale (Umeyama)."""
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    U, S, Vt = np.linalg.svd(b.T @ a / len(src))
+    d = np.sign(np.linalg.det(U @ Vt))
+    D = np.diag([1.0, 1.0, d])
+    R = U @ D @ Vt
+    scale = (S * np.diag(D)).sum() / (a**2).sum(1).mean()
+    return scale * a @ R.T + md
+
+
+def aligned_vertex_error_mm(pred_cm: np.ndarray, gt_cm: np.ndarray) -> tuple[float, float]:
+    """Mean and median per-vertex distance in millimetres after similarity alignment (inputs in cm)."""
+    d = np.linalg.norm(similarity_align(pred_cm, gt_cm) - gt_cm, axis=1) * 10.0
+    return float(d.mean()), float(np.median(d))
+
+
+def rotation_error_deg(R_pred: np.ndarray, R_gt: np.ndarray) -> float:
+    """Angle of the rotation that takes one orientation to the other."""
+    c = (np.trace(R_pred.T @ R_gt) - 1) / 2
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def nme_bbox(pred: np.ndarray, gt: np.ndarray) -> float:
+    """68-point NME normalised by sqrt(w * h) of the ground-truth landmarks' bounding box (AFLW2000-3D)."""
+    w, h = np.ptp(gt[:, 0]), np.ptp(gt[:, 1])
+    return float(np.linalg.norm(pred - gt, axis=1).mean() / np.sqrt(w * h))
+
+
+def photometric_pixels(rendered: np.ndarray, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-pixel Euclidean RGB distance (RGB in [0, 1]) over the rendered face's pixels."""
+    return np.linalg.norm(rendered[mask] - image[mask], axis=-1)
