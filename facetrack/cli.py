@@ -53,13 +53,13 @@ def _synth(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} samples to {out}")
 
 
-def _tracker(args: argparse.Namespace):
+def _tracker(args: argparse.Namespace, weights: Path | None = None):
     from facetrack.model.facemodel import FaceModel
     from facetrack.tracker import Tracker
     from facetrack.weights import load_weights
 
     face = FaceModel.load(Path(args.model) if args.model else None)
-    return Tracker(load_weights(paths.weights_dir(args.weights), face), backend=args.backend)
+    return Tracker(load_weights(weights or paths.weights_dir(args.weights), face), backend=args.backend)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -98,19 +98,90 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    import os
-
-    from facetrack.evaluate import eval_synthetic, write_report
+    from facetrack.evaluation.report import model_labels, write_report
 
     levels = ("base", "final") if args.level == "both" else (args.level,)
+    folders = [paths.weights_dir(w) for w in (args.weights or [None])]
+    run, inputs = _eval_kind(args, levels)
+    reports = {}
+    for label, folder in zip(model_labels(folders), folders, strict=True):
+        reports[label] = run(_tracker(args, folder))
+        print(f"{label}: {_eval_summary(args.kind, reports[label])}")
+    out = Path(args.out or f"eval-{args.kind}")
+    write_report(reports, out, f"facetrack eval {args.kind}", {**inputs, "weights": [str(f) for f in folders]})
+    print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
+
+
+def _eval_kind(args: argparse.Namespace, levels: tuple[str, ...]):
+    """The evaluation to run per model, and the inputs it names in the report."""
+    import os
+
+    if args.kind == "synthetic":
+        from facetrack.evaluation.synthetic import eval_synthetic
+
+        shared = os.environ.get("FACETRACK_SHARED")
+        bg = Path(args.backgrounds) if args.backgrounds else (Path(shared) / "faces" / "utkface" if shared else None)
+        return (lambda t: eval_synthetic(t, args.n, args.seed, bg, levels),
+                {"n": args.n, "seed": args.seed, "backgrounds": str(bg)})
+    if len(args.inputs) != 1 and args.kind in ("images", "landmarks"):
+        raise FacetrackError(f"eval {args.kind} takes one folder")
+    if args.kind == "images":
+        from facetrack.evaluation.images import eval_images, image_files
+
+        files = image_files(Path(args.inputs[0]), args.split, args.limit)
+        if not files:
+            raise FacetrackError(f"no images in {args.inputs[0]} (split {args.split})")
+        out = Path(args.out or "eval-images")
+        return (lambda t: eval_images(t, files, levels, not args.no_identity,
+                                      out / f"examples-{t.weights.folder.name}.png"),
+                {"folder": args.inputs[0], "split": args.split, "limit": args.limit})
+    if args.kind == "landmarks":
+        from facetrack.evaluation.landmarks import eval_landmarks
+
+        return lambda t: eval_landmarks(t, Path(args.inputs[0]), levels, args.limit), {"folder": args.inputs[0]}
+    from facetrack.evaluation.video import eval_video
+
+    if not args.inputs:
+        raise FacetrackError("eval video takes one or more video files")
+    return (lambda t: eval_video(t, [Path(p) for p in args.inputs], args.limit, args.still),
+            {"videos": args.inputs, "max_frames": args.limit, "still": args.still})
+
+
+def _eval_summary(kind: str, r: dict) -> str:
+    def levels(node: dict, key: str | None = None) -> str:
+        return ", ".join(f"{lv} {(v[key] if key else v):.4g}" for lv, v in node.items()
+                         if (v[key] if key else v) is not None)
+
+    if kind == "synthetic":
+        return (f"{r['found']}/{r['faces']} faces found; vertex error mm (mean): {levels(r['vertex_error_mm'], 'mean')}"
+                f"; rotation error {r['rotation_error_deg'].get('mean', float('nan')):.1f} deg")
+    if kind == "images":
+        ident = f"; identity cosine {levels(r['identity_cosine'])}" if "identity_cosine" in r else ""
+        return (f"{r['found']}/{r['photos']} faces found; photometric error per pixel: "
+                f"{levels(r['photometric_error'], 'face_mean')}{ident}")
+    if kind == "landmarks":
+        return (f"{r['found']}/{r['annotations']} faces found; NME {levels({k: v['all'] for k, v in r['nme'].items()})}"
+                f" (raw dlib {r['reference_dlib_nme']['all']}); pose MAE {r['pose_mae_deg']['mean']} deg")
+    return (f"{r['frames']} frames, success {r['success_rate']:.3f}; jitter (face sizes per frame) "
+            f"ours {r['jitter']['ours']} vs raw dlib {r['jitter']['dlib_raw']}")
+
+
+def _bench(args: argparse.Namespace) -> None:
+    import os
+
+    from facetrack.bench import run_bench, table, write_bench
+
     shared = os.environ.get("FACETRACK_SHARED")
-    bg = Path(args.backgrounds) if args.backgrounds else (Path(shared) / "faces" / "utkface" if shared else None)
-    report = eval_synthetic(_tracker(args), args.n, args.seed, bg, levels)
-    write_report(report, Path(args.out), "facetrack eval synthetic")
-    v = report["vertex_error_mm"]
-    print(f"{report['found']}/{report['faces']} faces found; vertex error (mm, mean of means): "
-          + ", ".join(f"{k} {x['mean']:.2f}" for k, x in v.items() if x["mean"] is not None)
-          + f"; rotation error {report['rotation_error_deg'].get('mean', float('nan')):.1f} deg -> {args.out}")
+    video = Path(args.video) if args.video else (Path(shared) / "videos" / "liveportrait_d0.mp4" if shared else None)
+    if video is not None and not video.is_file():
+        raise FacetrackError(f"video not found: {video}")
+    if video is None:
+        print("no video given (--video or $FACETRACK_SHARED): end-to-end figures skipped")
+    doc = run_bench(_tracker(args), video, args.frames)
+    print(table(doc))
+    out = Path(args.out)
+    write_bench(doc, out)
+    print(f"wrote {out} and {out.with_suffix('.md')}")
 
 
 def _add_tracking_args(p: argparse.ArgumentParser) -> None:
@@ -167,15 +238,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking_args(play)
     play.set_defaults(func=_play)
 
-    ev = sub.add_parser("eval", help="accuracy figures (more kinds to come: images, landmarks, video)")
-    ev.add_argument("kind", choices=["synthetic"])
-    ev.add_argument("--n", type=int, default=300)
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--backgrounds", help="photos to render over (default: $FACETRACK_SHARED/faces/utkface)")
+    ev = sub.add_parser("eval", help="accuracy figures: synthetic faces, photos, AFLW2000-3D landmarks, videos")
+    ev.add_argument("kind", choices=["synthetic", "images", "landmarks", "video"])
+    ev.add_argument("inputs", nargs="*", help="images: a photo folder; landmarks: an AFLW2000-3D style folder; "
+                    "video: video files")
     ev.add_argument("--level", choices=["base", "final", "both"], default="both")
-    ev.add_argument("--out", default="eval-synthetic")
-    _add_tracking_args(ev)
+    ev.add_argument("--out", help="report folder (default: eval-KIND)")
+    ev.add_argument("--weights", action="append", help="weights folder; repeat to compare models side by side")
+    ev.add_argument("--model", help="face model file (default: the user cache)")
+    ev.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    ev.add_argument("--limit", type=int, help="images, landmarks: first N files; video: first N frames per video")
+    ev.add_argument("--n", type=int, default=300, help="synthetic: number of faces")
+    ev.add_argument("--seed", type=int, default=0, help="synthetic: the set's seed")
+    ev.add_argument("--backgrounds", help="synthetic: photos to render over (default: $FACETRACK_SHARED/faces/utkface)")
+    ev.add_argument("--split", choices=["all", "val", "train"], default="all",
+                    help="images: keep one side of train.prepare's split (val = held out from training)")
+    ev.add_argument("--no-identity", action="store_true", help="images: skip the face-recognition embeddings")
+    ev.add_argument("--still", type=float, default=0.002,
+                    help="video: motion (face sizes per frame) below which a segment counts as still")
     ev.set_defaults(func=_eval)
+
+    bench = sub.add_parser("bench", help="speed of the encoder backends, image formation and the whole pipeline")
+    bench.add_argument("--video", help="video for the end-to-end figure (default: "
+                       "$FACETRACK_SHARED/videos/liveportrait_d0.mp4)")
+    bench.add_argument("--frames", type=int, default=150, help="frames of the video to process")
+    bench.add_argument("--out", default="bench.json", help="JSON file (a Markdown table is written beside it)")
+    _add_tracking_args(bench)
+    bench.set_defaults(func=_bench)
 
     exp = sub.add_parser("export", help="convert a recording")
     exp.add_argument("file")

@@ -31,10 +31,29 @@ def rotation_error_deg(R_pred: np.ndarray, R_gt: np.ndarray) -> float:
 
 def nme_bbox(pred: np.ndarray, gt: np.ndarray) -> float:
     """68-point NME normalised by sqrt(w * h) of the ground-truth landmarks' bounding box (AFLW2000-3D)."""
-    w, h = np.ptp(gt[:, 0]), np.ptp(gt[:, 1])
-    return float(np.linalg.norm(pred - gt, axis=1).mean() / np.sqrt(w * h))
+    return float(np.linalg.norm(pred - gt, axis=1).mean() / face_size(gt))
 
 
 def photometric_pixels(rendered: np.ndarray, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Per-pixel Euclidean RGB distance (RGB in [0, 1]) over the rendered face's pixels."""
     return np.linalg.norm(rendered[mask] - image[mask], axis=-1)
+
+
+def angle_errors_deg(pred_deg: np.ndarray, gt_deg: np.ndarray) -> np.ndarray:
+    """Absolute per-angle differences in degrees, wrapped to [0, 180] (so 179 vs -179 is 2, not 358)."""
+    d = (np.asarray(pred_deg, np.float64) - np.asarray(gt_deg, np.float64) + 180.0) % 360.0 - 180.0
+    return np.abs(d)
+
+
+def jitter(points: np.ndarray, pairs: np.ndarray, scale: np.ndarray) -> float:
+    """Mean frame-to-frame motion of (T, N, 2) points over the frame pairs (t-1, t) selected by the (T,) bool
+    `pairs` (pairs[t] covers t-1 -> t), each motion divided by that frame's (T,) `scale` (the face size)."""
+    motion = np.linalg.norm(np.diff(points, axis=0), axis=-1).mean(-1) / scale[1:]
+    sel = pairs[1:] & np.isfinite(motion)
+    return float(motion[sel].mean()) if sel.any() else float("nan")
+
+
+def face_size(landmarks: np.ndarray) -> np.ndarray:
+    """sqrt(w * h) of the landmarks' bounding box, (..., N, 2) -> (...): the normalizer of the NME."""
+    ext = landmarks.max(-2) - landmarks.min(-2)
+    return np.sqrt(ext[..., 0] * ext[..., 1])

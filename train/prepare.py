@@ -13,7 +13,6 @@ with a reason. Work is written in shards; re-running skips every item already ac
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -28,16 +27,12 @@ from tqdm import tqdm
 
 from facetrack.errors import FacetrackError
 from facetrack.sources import IMAGE_EXTS, open_source
+from facetrack.split import VAL_FRACTION, image_group, is_val
 from facetrack.vision.crop import CROP_PER_FACE, CropBox, box_from_landmarks, crop
 from facetrack.vision.faces import Face, FaceFinder
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 INDEX = "index.json"
-
-
-def is_val(group: str, fraction: float) -> bool:
-    """Deterministic split by source group (a video's frames never straddle train and validation)."""
-    return int(hashlib.sha1(group.encode()).hexdigest()[:8], 16) % 10000 < fraction * 10000
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -106,7 +101,7 @@ def iter_source(src: Path, video_step: int, max_frames: int) -> Iterator[tuple[s
                    None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB), {"landmarks": lm})
     elif src.is_dir():
         for path in sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
-            name = f"{src.name}/{path.relative_to(src)}"
+            name = image_group(src.name, str(path.relative_to(src)))
             img = cv2.imread(str(path))
             yield name, name, None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB), {"pad": True}
     elif src.suffix.lower() in VIDEO_EXTS:
@@ -153,8 +148,8 @@ def process(rgb: np.ndarray, extra: dict, finder: FaceFinder, min_conf: float, m
 
 
 def prepare(cache_dir: Path, sources: list[Path], video_step: int = 5, max_frames: int = 400,
-            val_fraction: float = 0.1, min_conf: float = 0.35, min_face: float = 40.0, limit: int | None = None,
-            shard_size: int = 500, landmarks: str = "auto", progress: bool = True) -> dict:
+            val_fraction: float = VAL_FRACTION, min_conf: float = 0.35, min_face: float = 40.0,
+            limit: int | None = None, shard_size: int = 500, landmarks: str = "auto", progress: bool = True) -> dict:
     """Fill the cache from the sources; returns the index (counts and rejection reasons)."""
     for src in sources:
         if not src.exists():
@@ -196,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("sources", type=Path, nargs="+")
     ap.add_argument("--video-step", type=int, default=5, help="keep every Nth video frame")
     ap.add_argument("--max-frames", type=int, default=400, help="frames kept per video at most")
-    ap.add_argument("--val-fraction", type=float, default=0.1)
+    ap.add_argument("--val-fraction", type=float, default=VAL_FRACTION)
     ap.add_argument("--min-confidence", type=float, default=0.35, help="reject faces below this mean confidence")
     ap.add_argument("--limit", type=int, help="process at most this many new items")
     ap.add_argument("--landmarks", choices=["auto", "dlib", "fan"], default="auto")

@@ -19,6 +19,7 @@ from facetrack.errors import FacetrackError
 FORMAT_VERSION = 1
 N_LANDMARKS = 68
 CONTOUR_LANDMARKS = tuple(range(17))  # jawline points 0-16 slide along the silhouette
+NARROW_FACE = 6706  # ICT "narrow face area", vertices 0-6705: forehead to chin, no ears or neck (eval region)
 
 
 @dataclass

@@ -19,6 +19,7 @@ class Face:
     confidence: np.ndarray  # (68,)
     box: CropBox  # the crop in input-image pixels
     image_landmarks: np.ndarray  # (68, 2) in input-image pixels
+    source_box: tuple[int, int, int, int] | None = None  # the detector or tracked box the landmarks came from
 
 
 class FaceFinder:
@@ -49,6 +50,8 @@ class FaceFinder:
         if p:
             face.image_landmarks = face.image_landmarks - p
             face.box = CropBox(face.box.cx - p, face.box.cy - p, face.box.side)
+            x, y, w, h = face.source_box
+            face.source_box = (x - p, y - p, w, h)
         return face
 
     def _from_box(self, img: np.ndarray, gray: np.ndarray, box) -> Face | None:
@@ -56,4 +59,4 @@ class FaceFinder:
             return None
         lm, conf = self.landmarks(gray, box)
         cbox = box_from_landmarks(lm)
-        return Face(crop(img, cbox), cbox.to_crop(lm).astype(np.float32), conf, cbox, lm)
+        return Face(crop(img, cbox), cbox.to_crop(lm).astype(np.float32), conf, cbox, lm, tuple(int(v) for v in box))

@@ -53,6 +53,10 @@ class DlibLandmarks:
         shape = self.predictor(gray, self._dlib.rectangle(int(x), int(y), int(x + w), int(y + h)))
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
 
+    def raw(self, gray: np.ndarray, box: Box) -> np.ndarray:
+        """One plain pass of the predictor, (68, 2) image pixels: the reference for jitter figures."""
+        return self._predict(gray, box) + 0.5
+
     def __call__(self, gray: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
         """(68, 2) image pixels (pixel centres at k + 0.5) and (68,) confidence in [0, 1]."""
         W = gray.shape[1]
@@ -86,6 +90,10 @@ class FanLandmarks:
         if not pts:
             return np.zeros((68, 2), np.float32), np.zeros(68, np.float32)
         return pts[0].astype(np.float32) + 0.5, np.clip(scores[0], 0, 1).astype(np.float32)
+
+    def raw(self, gray: np.ndarray, box: Box) -> np.ndarray:
+        """FAN has no mirror pass: its plain output."""
+        return self(gray, box)[0]
 
 
 def fan_weights_present() -> bool:

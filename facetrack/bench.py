@@ -1,0 +1,227 @@
+"""`facetrack bench`: how fast each part runs on this machine, as a table and a JSON file.
+
+Encoder: ms per frame and Hz at batch 1 and batch 32 for every backend this machine has (torch CPU,
+TorchScript (trace + freeze), ONNX Runtime, torch CUDA in float32 and float16). Image formation per
+frame: what the tracker's model stage does (both levels, shading, point-based photometric error), the CPU
+rasterizer, and nvdiffrast with CUDA. End to end: the app's headless pipeline on a video.
+
+Timings on shared machines drift, so every run also times a fixed reference, a plain ResNet-18 forward
+on a 240x240 image at batch 1 (torch, CPU), and reports each figure as a ratio to it as well.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facetrack.encoder import Encoder
+from facetrack.tracker import Tracker
+from facetrack.weights import Weights
+
+BATCHES = (1, 32)
+
+
+def time_ms(fn: Callable[[], object], min_runs: int = 5, min_seconds: float = 1.0, warmup: int = 2,
+            sync: Callable[[], None] | None = None) -> float:
+    """Median wall time of fn() in milliseconds over at least `min_runs` runs and `min_seconds`."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(1e3 * (time.perf_counter() - t0))
+        if len(times) >= 200:
+            break
+    return statistics.median(times)
+
+
+def _crops(batch: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (batch, 240, 240, 3), dtype=np.uint8)
+
+
+def reference_ms(device: str = "cpu") -> float:
+    """The fixed yardstick: ResNet-18 (this package's, random weights) on one 240x240 image."""
+    torch.manual_seed(0)
+    net = Encoder(_layout(), "resnet18").to(device).eval()
+    x = torch.rand(1, 3, 240, 240, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    with torch.inference_mode():
+        return time_ms(lambda: net(x), sync=sync)
+
+
+def _layout():
+    from facetrack.model.layout import ParamLayout
+
+    return ParamLayout()
+
+
+def encoder_backends(tracker: Tracker) -> dict[str, Callable[[np.ndarray], object]]:
+    """name -> callable on (B, 240, 240, 3) uint8 crops, for every backend available here."""
+    from facetrack.runtime import OnnxBackend, TorchBackend
+
+    weights = tracker.weights
+
+    def own_copy(device: str) -> Weights:  # backends move their encoder: each gets its own
+        return dataclasses.replace(weights, encoder=copy.deepcopy(weights.encoder).to(device))
+
+    out: dict[str, Callable[[np.ndarray], object]] = {"torch-cpu": TorchBackend(own_copy("cpu"), "cpu")}
+    enc = own_copy("cpu").encoder.eval()
+    with torch.inference_mode():
+        traced = torch.jit.freeze(torch.jit.trace(enc, torch.rand(1, 3, 240, 240)))
+
+    def script(crops: np.ndarray):
+        with torch.inference_mode():
+            return traced(torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0)
+
+    out["torchscript-cpu"] = script
+    if (weights.folder / "encoder.onnx").is_file():
+        out["onnxruntime-cpu"] = OnnxBackend(weights)
+    if torch.cuda.is_available():
+        out["torch-cuda-fp32"] = TorchBackend(own_copy("cuda"), "cuda")
+        half = own_copy("cuda").encoder.half().eval()
+
+        def fp16(crops: np.ndarray):
+            with torch.inference_mode():
+                x = torch.from_numpy(crops).to("cuda").permute(0, 3, 1, 2).half() / 255.0
+                return half(x).float().cpu()
+
+        out["torch-cuda-fp16"] = fp16
+    return out
+
+
+def bench_encoders(tracker: Tracker, ref: float) -> list[dict]:
+    rows = []
+    for name, fn in encoder_backends(tracker).items():
+        sync = torch.cuda.synchronize if "cuda" in name else None
+        for b in BATCHES:
+            crops = _crops(b)
+            ms = time_ms(lambda fn=fn, crops=crops: fn(crops), sync=sync) / b
+            rows.append({"part": "encoder", "backend": name, "batch": b, "ms_per_frame": ms, "hz": 1e3 / ms,
+                         "ratio_to_reference": ms / ref})
+    return rows
+
+
+def bench_formation(tracker: Tracker, ref: float) -> list[dict]:
+    """Per frame: the tracker's model stage (CPU, and CUDA when present), the CPU and CUDA rasterizers."""
+    from facetrack.losses import photometric_l21
+    from facetrack.render.formation import views
+    from facetrack.render.raster_gl import GLRasterizer
+
+    model, camera = tracker.model, tracker.camera
+    rows = []
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        m = model.to(device)
+        sync = torch.cuda.synchronize if device == "cuda" else None
+        for b in BATCHES:
+            x = torch.from_numpy(np.asarray(tracker.backend(_crops(1)))).float().to(device).expand(b, -1).clone()
+            image = torch.rand(b, 3, 240, 240, device=device)
+
+            def stage(x=x, image=image, m=m):
+                with torch.inference_mode():
+                    p = m.params(x)
+                    vb, vf = views(m(p), p, m.triangles, camera)
+                    return photometric_l21(image, vb, m.photo_mask), photometric_l21(image, vf, m.photo_mask)
+
+            ms = time_ms(stage, sync=sync) / b
+            rows.append({"part": "image formation (both levels, point-based photometric)", "backend": f"torch-{device}",
+                         "batch": b, "ms_per_frame": ms, "hz": 1e3 / ms, "ratio_to_reference": ms / ref})
+    model.cpu()
+    with torch.inference_mode():
+        p = model.params(torch.from_numpy(np.asarray(tracker.backend(_crops(1)))).float())
+        vb, _ = views(model(p), p, model.triangles, camera)
+    clip = camera.clip(vb.v_cam[0]).numpy()
+    colors = vb.color[0].clamp(0, 1).numpy()
+    tris = tracker.weights.face.triangles
+    raster = GLRasterizer(240, 240, supersample=2)
+    try:
+        ms = time_ms(lambda: raster.render(clip, tris, colors))
+    finally:
+        raster.release()
+    rows.append({"part": "rasterize one level 240x240 (2x supersampled)", "backend": "moderngl-egl-cpu", "batch": 1,
+                 "ms_per_frame": ms, "hz": 1e3 / ms, "ratio_to_reference": ms / ref})
+    if torch.cuda.is_available():
+        from facetrack.render.raster_nv import NvdiffrastRasterizer
+
+        nv = NvdiffrastRasterizer(240, 240)
+        for b in BATCHES:
+            c = torch.from_numpy(clip).cuda()[None].expand(b, -1, -1).contiguous()
+            col = torch.from_numpy(colors).cuda()[None].expand(b, -1, -1).contiguous()
+            t = model.triangles.cuda()
+            ms = time_ms(lambda c=c, col=col, t=t: nv(c, t, col), sync=torch.cuda.synchronize) / b
+            rows.append({"part": "rasterize one level 240x240 (antialiased)", "backend": "nvdiffrast-cuda",
+                         "batch": b, "ms_per_frame": ms, "hz": 1e3 / ms, "ratio_to_reference": ms / ref})
+    return rows
+
+
+def bench_pipeline(tracker: Tracker, video: Path, frames: int, ref: float) -> list[dict]:
+    from facetrack.reconstruct import run_headless
+
+    fig = run_headless(tracker, str(video), None, frames)
+    ms = 1e3 / fig["fps"]
+    row = {"part": f"end to end on {video.name} ({fig['frames']} frames)", "backend": fig["backend"], "batch": 1,
+           "ms_per_frame": ms, "hz": fig["fps"], "ratio_to_reference": ms / ref,
+           "stages_ms": fig["ms_per_frame"]}
+    return [row]
+
+
+def machine() -> dict:
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def run_bench(tracker: Tracker, video: Path | None, frames: int = 150) -> dict:
+    ref = reference_ms("cpu")
+    doc = {"machine": machine(), "reference": {"what": "ResNet-18 forward, 240x240, batch 1, torch eager, CPU",
+                                                "ms": ref}}
+    if torch.cuda.is_available():
+        doc["reference"]["cuda_ms"] = reference_ms("cuda")
+    rows = bench_encoders(tracker, ref) + bench_formation(tracker, ref)
+    if video is not None:
+        rows += bench_pipeline(tracker, video, frames, ref)
+    doc["rows"] = rows
+    return doc
+
+
+def table(doc: dict) -> str:
+    """The rows as a Markdown table."""
+    lines = [f"reference: {doc['reference']['what']}: {doc['reference']['ms']:.2f} ms", "",
+             "| part | backend | batch | ms per frame | Hz | x reference |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in doc["rows"]:
+        lines.append(f"| {r['part']} | {r['backend']} | {r['batch']} | {r['ms_per_frame']:.2f} | {r['hz']:.0f} | "
+                     f"{r['ratio_to_reference']:.3f} |")
+    for r in doc["rows"]:
+        if "stages_ms" in r:
+            lines += ["", f"{r['part']}, ms per frame by stage: "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in r["stages_ms"].items())]
+    return "\n".join(lines)
+
+
+def write_bench(doc: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    out.with_suffix(".md").write_text("# facetrack bench\n\n" + table(doc) + "\n")
