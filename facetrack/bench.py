@@ -18,6 +18,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,7 +83,8 @@ def encoder_backends(tracker: Tracker) -> dict[str, Callable[[np.ndarray], objec
 
     out: dict[str, Callable[[np.ndarray], object]] = {"torch-cpu": TorchBackend(own_copy("cpu"), "cpu")}
     enc = own_copy("cpu").encoder.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still measured
         traced = torch.jit.freeze(torch.jit.trace(enc, torch.rand(1, 3, 240, 240)))
 
     def script(crops: np.ndarray):

@@ -43,5 +43,16 @@ def model_file(ict_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def weights() -> Path:
+    """The shipped weights folder (tests that need it skip when it has not been trained yet)."""
+    from facetrack import paths
+
+    folder = paths.weights_dir()
+    if not (folder / "encoder.pt").is_file():
+        pytest.skip("no trained weights in weights/")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def face(model_file: Path) -> FaceModel:
     return FaceModel.load(model_file)

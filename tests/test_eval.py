@@ -1,30 +1,151 @@
-"""`facetrack eval synthetic` end to end on a few faces with the shipped weights."""
+"""`facetrack eval` end to end on shared data with the shipped weights, bad inputs included."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+import scipy.io
 
-from facetrack import paths
 from facetrack.cli import main
+from facetrack.evaluation.images import image_files
+from facetrack.evaluation.landmarks import pnp_pose_deg, read_annotation
+from facetrack.metrics import angle_errors_deg
+from facetrack.model.facemodel import FaceModel
+from facetrack.split import image_group, is_val
 
 
-def test_eval_synthetic_report(model_file: Path, shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture) -> None:
-    if not (paths.weights_dir() / "encoder.pt").is_file():
-        pytest.skip("no trained weights in weights/")
+def _report(out: Path) -> dict:
+    doc = json.loads((out / "report.json").read_text())
+    assert len(doc["models"]) >= 1
+    return doc
+
+
+def test_eval_synthetic_report(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setenv("FACETRACK_HOME", str(tmp_path / "home"))
     out = tmp_path / "report"
     assert main(["eval", "synthetic", "--n", "6", "--model", str(model_file), "--out", str(out),
                  "--backgrounds", str(shared_dir / "faces" / "utkface")]) == 0
-    report = json.loads((out / "report.json").read_text())
+    report = _report(out)["models"]["weights"]
     assert report["faces"] == 6 and 0 < report["found"] <= 6
     for level in ("base", "final"):
         assert 0 < report["vertex_error_mm"][level]["mean"] < 20  # millimetres, after similarity alignment
     assert 0 <= report["rotation_error_deg"]["mean"] < 90
+    assert set(report["angle_mae_deg"]) == {"pitch", "yaw", "roll"}
     assert "| vertex_error_mm base mean |" in (out / "report.md").read_text()
     assert "faces found" in capsys.readouterr().out
     # The set is cached: a second run reuses the same rendered faces.
     assert (tmp_path / "home" / "eval" / "synthetic-seed0-n6" / "synth.npz").is_file()
+
+
+def test_eval_images_counts_bad_inputs(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sorted((shared_dir / "faces" / "utkface").glob("*.jpg"))[:3]:
+        shutil.copy(p, photos / p.name)
+    (photos / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    cv2.imwrite(str(photos / "zz_wall.png"), np.full((200, 200, 3), 128, np.uint8))  # no face
+    out = tmp_path / "report"
+    assert main(["eval", "images", str(photos), "--model", str(model_file), "--out", str(out)]) == 0
+    r = _report(out)["models"]["weights"]
+    assert r["photos"] == 5 and r["found"] == 3
+    assert r["skipped"] == {"no face found": 1, "unreadable image": 1}
+    for level in ("base", "final"):
+        pe = r["photometric_error"][level]
+        assert 0.01 < pe["face_mean"] < 0.6 and pe["face_sd"] >= 0 and 0.01 < pe["full_mean"] < 0.6
+        assert -1 <= r["identity_cosine"][level] <= 1
+    ctx = r["identity_context"]
+    # dlib's embedding is nearly mirror-invariant and tells people apart: the context figures say so.
+    assert ctx["photo_vs_mirror_cosine"] > 0.95 and ctx["photo_vs_mirror_same_person_share"] == 1.0
+    assert ctx["photo_vs_other_person_cosine"] < ctx["photo_vs_mirror_cosine"]
+    examples = cv2.imread(str(out / "examples-weights.png"))
+    assert examples.shape == (3 * 240, 5 * 240, 3)
+
+
+def test_image_split_matches_training(shared_dir: Path) -> None:
+    folder = shared_dir / "faces" / "utkface"
+    everything = image_files(folder, "all", 300)
+    val_set, train_set = set(image_files(folder, "val")), set(image_files(folder, "train"))
+    val = [p for p in everything if p in val_set]
+    train = [p for p in everything if p in train_set]
+    assert sorted(val + train) == everything and not set(val) & set(train)
+    assert 10 < len(val) < 60  # a tenth of 300
+    assert all(is_val(image_group("utkface", p.name)) for p in val)
+
+
+def test_aflw_pose_convention(face: FaceModel, shared_dir: Path) -> None:
+    """Posing the mean face onto the ground-truth landmarks recovers the annotated angles: the sign
+    convention (ours = -Pose_Para) is right. With a wrong sign the yaw error would be about 2|yaw|."""
+    mean_lm = face.mean[face.landmarks].astype(np.float64)
+    errors, yaws = [], []
+    for mat in sorted((shared_dir / "aflw2000-sample").glob("*.mat")):
+        gt, pose = read_annotation(mat)
+        h, w = cv2.imread(str(mat.with_suffix(".jpg"))).shape[:2]
+        errors.append(angle_errors_deg(pnp_pose_deg(mean_lm, gt, (h, w)), pose))
+        yaws.append(abs(pose[1]))
+    errors = np.asarray(errors)
+    assert max(yaws) > 50
+    assert np.median(errors[:, 1]) < 8 and np.median(errors[:, 2]) < 8
+
+
+def test_read_annotation_known_values(tmp_path: Path) -> None:
+    pts = np.random.default_rng(0).uniform(0, 400, (3, 68))
+    scipy.io.savemat(tmp_path / "a.mat", {"pt3d_68": pts, "Pose_Para": [[0.1, -0.2, 0.3, 1, 2, 3, 0.001]]})
+    lm, pose = read_annotation(tmp_path / "a.mat")
+    assert np.allclose(lm, pts[:2].T) and np.allclose(pose, -np.degrees([0.1, -0.2, 0.3]))
+
+
+def test_eval_landmarks_and_compare_two_models(weights: Path, model_file: Path, shared_dir: Path,
+                                               tmp_path: Path) -> None:
+    data = tmp_path / "aflw"
+    shutil.copytree(shared_dir / "aflw2000-sample", data)
+    scipy.io.savemat(data / "nolm.mat", {"Pose_Para": [[0.0] * 7]})
+    shutil.copy(data / "image00050.jpg", data / "nolm.jpg")
+    (data / "broken.mat").write_bytes(b"MATLAB 5.0 garbage")
+    shutil.copy(data / "image00050.jpg", data / "broken.jpg")
+    shutil.copy(data / "image00050.mat", data / "lonely.mat")  # no image beside it
+    other = tmp_path / "other-weights"
+    shutil.copytree(weights, other)
+    out = tmp_path / "report"
+    assert main(["eval", "landmarks", str(data), "--model", str(model_file), "--out", str(out),
+                 "--weights", str(weights), "--weights", str(other)]) == 0
+    doc = _report(out)
+    assert list(doc["models"]) == ["weights", "other-weights"]
+    a, b = doc["models"].values()
+    assert a == b  # the same weights give the same figures
+    assert a["annotations"] == 11 and a["found"] >= 6
+    assert a["skipped"]["no image beside the .mat"] == 1 and a["skipped"][".mat without pt3d_68"] == 1
+    assert a["skipped"]["unreadable .mat"] == 1
+    for level in ("base", "final"):
+        assert 0 < a["nme"][level]["all"] < 0.5
+    assert a["reference_dlib_nme"]["yaw_0_30"] < 0.07  # dlib on near-frontal faces: a few percent
+    assert 0 <= a["pose_mae_deg"]["mean"] < 60
+    md = (out / "report.md").read_text()
+    assert "| figure | weights | other-weights |" in md
+
+
+def test_eval_video_counts_bad_videos(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.avi"
+    writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), 25, (160, 120))
+    for i in range(10):
+        writer.write(np.full((120, 160, 3), 20 * i, np.uint8))
+    writer.release()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    video = shared_dir / "videos" / "liveportrait_d0.mp4"
+    out = tmp_path / "report"
+    assert main(["eval", "video", str(video), str(empty), str(broken), "--limit", "40", "--model", str(model_file),
+                 "--out", str(out)]) == 0
+    r = _report(out)["models"]["weights"]
+    assert r["skipped"] == {"unreadable video": 1, "video without faces": 1}
+    assert r["frames"] == 50 and abs(r["success_rate"] - 40 / 50) < 1e-9
+    d0 = r["per_video"][video.name]
+    assert d0["success_rate"] == 1.0 and d0["still_pairs"] > 5
+    for k in ("ours", "dlib_raw", "dlib_fed"):
+        assert 0 < r["jitter"][k] < 0.05  # face sizes per frame
+    assert r["jitter_ratio_ours_to_raw_dlib"] == pytest.approx(r["jitter"]["ours"] / r["jitter"]["dlib_raw"])

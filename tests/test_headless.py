@@ -9,17 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facetrack import paths
 from facetrack.cli import main
 from facetrack.stream.recording import read_recording
-
-
-@pytest.fixture(scope="module")
-def weights() -> Path:
-    folder = paths.weights_dir()
-    if not (folder / "encoder.pt").is_file():
-        pytest.skip("no trained weights in weights/")
-    return folder
 
 
 def test_run_records_every_processed_frame(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path,

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from facetrack.metrics import aligned_vertex_error_mm, nme_bbox, photometric_pixels, rotation_error_deg
+from facetrack.evaluation.video import still_pairs
+from facetrack.metrics import (
+    aligned_vertex_error_mm,
+    angle_errors_deg,
+    face_size,
+    jitter,
+    nme_bbox,
+    photometric_pixels,
+    rotation_error_deg,
+)
 from facetrack.render.camera import euler_to_matrix
 
 
@@ -37,3 +47,28 @@ def test_nme_and_photometric() -> None:
     mask = np.ones((8, 8), bool)
     assert photometric_pixels(img, img, mask).max() == 0
     assert np.allclose(photometric_pixels(img, img + [0.3, 0.4, 0.0], mask), 0.5)
+
+
+def test_angle_errors_wrap() -> None:
+    assert np.allclose(angle_errors_deg([179.0, 10.0, -5.0], [-179.0, -20.0, -5.0]), [2.0, 30.0, 0.0])
+
+
+def test_jitter_and_still_segments() -> None:
+    T = 40
+    base = np.random.default_rng(4).uniform(100, 200, (68, 2))
+    scale = face_size(base)
+    still = np.repeat(base[None], T, axis=0)
+    assert jitter(still, np.ones(T, bool), np.full(T, scale)) == 0
+    moving = still + np.arange(T)[:, None, None] * np.array([3.0, 4.0])  # 5 px per frame
+    assert abs(jitter(moving, np.ones(T, bool), np.full(T, scale)) - 5 / scale) < 1e-12
+    noisy = still + np.random.default_rng(5).normal(size=still.shape) * 0.3
+    assert still_pairs(noisy)[5:-5].all()  # noise alone is still
+    assert not still_pairs(moving).any()  # 5 px per frame on a ~100 px face is motion
+    half = np.concatenate([noisy[:20], moving[20:] - moving[20] + noisy[19]])
+    pairs = still_pairs(half)
+    assert pairs[6:15].all() and not pairs[22:].any()
+
+
+def test_face_size() -> None:
+    pts = np.array([[0.0, 0.0], [40.0, 10.0], [10.0, 90.0]])
+    assert face_size(pts) == pytest.approx(60.0)

@@ -1,0 +1,47 @@
+"""`facetrack bench`: every backend this machine has is measured, against the reference, into JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from facetrack.bench import time_ms
+from facetrack.cli import main
+
+
+def test_time_ms_measures_wall_time() -> None:
+    ms = time_ms(lambda: time.sleep(0.02), min_runs=3, min_seconds=0.0, warmup=0)
+    assert 20 <= ms < 200
+
+
+def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "bench.json"
+    video = shared_dir / "videos" / "liveportrait_d0.mp4"
+    assert main(["bench", "--video", str(video), "--frames", "8", "--out", str(out), "--model", str(model_file)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["reference"]["ms"] > 0 and doc["machine"]["torch_threads"] >= 1
+    encoders = {(r["backend"], r["batch"]) for r in doc["rows"] if r["part"] == "encoder"}
+    expected = {"torch-cpu", "torchscript-cpu", "onnxruntime-cpu"} | (
+        {"torch-cuda-fp32", "torch-cuda-fp16"} if torch.cuda.is_available() else set())
+    assert encoders == {(b, n) for b in expected for n in (1, 32)}
+    for r in doc["rows"]:
+        assert r["ms_per_frame"] > 0 and r["hz"] == pytest.approx(1e3 / r["ms_per_frame"])
+        assert r["ratio_to_reference"] == pytest.approx(r["ms_per_frame"] / doc["reference"]["ms"])
+    end = [r for r in doc["rows"] if r["part"].startswith("end to end")]
+    assert len(end) == 1 and "8 frames" in end[0]["part"] and set(end[0]["stages_ms"]) == {
+        "detect_landmarks", "encoder", "model"}
+    assert any(r["part"].startswith("image formation") for r in doc["rows"])
+    printed = capsys.readouterr().out
+    assert "| encoder | onnxruntime-cpu | 32 |" in printed
+    assert out.with_suffix(".md").read_text().startswith("# facetrack bench")
+
+
+def test_bench_missing_video_is_one_line_error(weights: Path, model_file: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "--video", str(tmp_path / "nope.mp4"), "--model", str(model_file)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
