@@ -161,9 +161,13 @@ def _eval_summary(kind: str, r: dict) -> str:
                 f"{levels(r['photometric_error'], 'face_mean')}{ident}")
     if kind == "landmarks":
         return (f"{r['found']}/{r['annotations']} faces found; NME {levels({k: v['all'] for k, v in r['nme'].items()})}"
-                f" (raw dlib {r['reference_dlib_nme']['all']}); pose MAE {r['pose_mae_deg']['mean']} deg")
+                f" (raw dlib {_num(r['reference_dlib_nme']['all'])}); pose MAE {_num(r['pose_mae_deg']['mean'])} deg")
     return (f"{r['frames']} frames, success {r['success_rate']:.3f}; jitter (face sizes per frame) "
-            f"ours {r['jitter']['ours']} vs raw dlib {r['jitter']['dlib_raw']}")
+            f"ours {_num(r['jitter']['ours'])} vs raw dlib {_num(r['jitter']['dlib_raw'])}")
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
 
 
 def _bench(args: argparse.Namespace) -> None:

@@ -113,3 +113,29 @@ def test_nan_names_the_term(cache: Path, model_file: Path, tmp_path: Path) -> No
     batch["landmarks"][0, 3] = float("nan")
     with pytest.raises(FloatingPointError, match="'landmark'"):
         trainer.train_step(batch)
+
+
+def test_augment_moves_landmarks_with_the_image() -> None:
+    """Dots drawn at the landmarks stay under the landmarks after flips, rotations, scaling and shifts."""
+    import cv2
+
+    from train.data import Augment
+
+    rng = np.random.default_rng(0)
+    lm = rng.uniform(40, 200, (68, 2)).astype(np.float32)
+    img = np.zeros((240, 240, 3), np.uint8)
+    for x, y in lm:
+        cv2.circle(img, (int(x), int(y)), 3, (255, 255, 255), -1)  # pixel (i, j) covers [i, i+1): centre i + 0.5
+    conf = np.linspace(0, 1, 68, dtype=np.float32)
+    aug = Augment(flip=0.5, rotate_deg=25, scale=0.1, shift_px=6)
+    flips = 0
+    for _ in range(12):
+        out, lm2, conf2 = aug(img, lm, conf, rng)
+        inside = ((lm2 > 3) & (lm2 < 237)).all(1)
+        bright = out[lm2[inside, 1].astype(int), lm2[inside, 0].astype(int), 0]
+        assert (bright > 128).mean() > 0.95
+        assert sorted(conf2.tolist()) == sorted(conf.tolist())
+        flips += not np.array_equal(conf2, conf)
+    assert 0 < flips < 12  # some mirror images (confidences follow their points), not all
+    same, lm3, _ = Augment()(img, lm, conf, rng)
+    assert np.array_equal(same, img) and np.array_equal(lm3, lm)

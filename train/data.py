@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -11,12 +12,45 @@ import torch
 from torch.utils.data import Dataset
 
 from facetrack.errors import FacetrackError
+from facetrack.vision.landmarks import MIRROR_68
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random changes to a training crop and its landmarks. The shipped data (aligned UTKFace photos) has
+    almost no roll and little yaw, so without them the encoder learns a nearly constant head rotation and
+    lets identity and expression imitate the pose. `flip`: probability of a mirror image (landmarks swap
+    sides); `rotate_deg`: in-plane rotation range; `scale`, `shift_px`: framing jitter, as tracking gives."""
+
+    flip: float = 0.0
+    rotate_deg: float = 0.0
+    scale: float = 0.0
+    shift_px: float = 0.0
+
+    def __call__(self, img: np.ndarray, lm: np.ndarray, conf: np.ndarray, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """uint8 (H, W, 3) crop, (68, 2) landmarks (pixel centres at k + 0.5), (68,) confidences."""
+        H, W = img.shape[:2]
+        if self.flip and rng.random() < self.flip:
+            img = np.ascontiguousarray(img[:, ::-1])
+            lm = lm[MIRROR_68].copy()
+            lm[:, 0] = W - lm[:, 0]
+            conf = conf[MIRROR_68]
+        angle = rng.uniform(-self.rotate_deg, self.rotate_deg) if self.rotate_deg else 0.0
+        scale = float(np.exp(rng.uniform(-self.scale, self.scale))) if self.scale else 1.0
+        shift = rng.uniform(-self.shift_px, self.shift_px, 2) if self.shift_px else np.zeros(2)
+        if angle or scale != 1.0 or shift.any():
+            M = cv2.getRotationMatrix2D(((W - 1) / 2, (H - 1) / 2), angle, scale)  # about the centre, pixel indices
+            M[:, 2] += shift
+            img = cv2.warpAffine(img, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            lm = (lm - 0.5) @ M[:, :2].T + M[:, 2] + 0.5
+        return img, lm.astype(np.float32), conf
 
 
 class CropDataset(Dataset):
     """Crops of one split as (3, 240, 240) float tensors in [0, 1] with landmarks and confidences."""
 
-    def __init__(self, cache: Path, split: str = "train") -> None:
+    def __init__(self, cache: Path, split: str = "train", augment: Augment | None = None, seed: int = 0) -> None:
         index = cache / "index.json"
         if not index.is_file():
             raise FacetrackError(f"no training cache at {cache} (run python -m train.prepare)")
@@ -36,6 +70,8 @@ class CropDataset(Dataset):
         self.landmarks = np.concatenate(lms) if lms else np.zeros((0, 68, 2), np.float32)
         self.confidence = np.concatenate(confs) if confs else np.zeros((0, 68), np.float32)
         self.names = names
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)  # per worker process: each gets its own copy, reseeded below
 
     def __len__(self) -> int:
         return len(self.jpegs)
@@ -45,6 +81,11 @@ class CropDataset(Dataset):
         return cv2.cvtColor(cv2.imdecode(self.jpegs[i], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        img = torch.from_numpy(self.image(i)).permute(2, 0, 1).float() / 255.0
-        return {"image": img, "landmarks": torch.from_numpy(self.landmarks[i]),
-                "confidence": torch.from_numpy(self.confidence[i]), "index": torch.tensor(i)}
+        img, lm, conf = self.image(i), self.landmarks[i], self.confidence[i]
+        if self.augment is not None:
+            info = torch.utils.data.get_worker_info()
+            if info is not None and not getattr(self, "_reseeded", False):
+                self.rng, self._reseeded = np.random.default_rng([info.seed % 2**32]), True
+            img, lm, conf = self.augment(img, lm, conf, self.rng)
+        return {"image": torch.from_numpy(img).permute(2, 0, 1).float() / 255.0, "landmarks": torch.from_numpy(lm),
+                "confidence": torch.from_numpy(np.ascontiguousarray(conf)), "index": torch.tensor(i)}

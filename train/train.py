@@ -29,7 +29,7 @@ from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import Camera
 from facetrack.render.formation import views
 from facetrack.weights import load_reflectance
-from train.data import CropDataset
+from train.data import Augment, CropDataset
 from train.losses import LossWeights, TrainingLoss
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -123,7 +123,7 @@ class Trainer:
             from facetrack.render.raster_nv import NvdiffrastRasterizer
 
             self.loss.raster = NvdiffrastRasterizer(240, 240)
-        self.train_set = CropDataset(cache, "train")
+        self.train_set = CropDataset(cache, "train", Augment(**(cfg.get("augment") or {})), cfg.get("seed", 0))
         val = CropDataset(cache, "val")
         if len(self.train_set) == 0:
             raise FacetrackError(f"the cache {cache} has no training images")

@@ -126,6 +126,8 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
     pe, pp = np.asarray(pose_err).reshape(-1, 3), np.asarray(pnp_err).reshape(-1, 3)
     names = ("pitch", "yaw", "roll")
     return {"annotations": len(mats), "found": len(nme_dlib),
+            "faces_per_yaw_bin": {f"yaw_{int(lo)}_{int(hi)}": int(((yaws_a >= lo) & (yaws_a < hi + (hi == 90))).sum())
+                                  for lo, hi in YAW_BINS},
             "nme": {lv: binned(nme[lv]) for lv in levels},
             "pose_mae_deg": {**{k: stats(pe[:, j]).get("mean") for j, k in enumerate(names)},
                              "mean": float(pe.mean()) if len(pe) else None},

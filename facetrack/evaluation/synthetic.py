@@ -4,7 +4,8 @@ A fixed-seed set of synthetic faces (facetrack.synth), rendered once and cached 
 $FACETRACK_HOME/eval/, goes through the whole pipeline (detection, landmarks, crop, encoder). Per face:
 the mean and median per-vertex error in millimetres on the narrow face area (ICT vertices 0-6705) after
 similarity alignment (rotation, translation, isotropic scale, as in the paper), for each level, and the
-head-rotation error in degrees (geodesic, and per Euler angle).
+head-rotation error in degrees (geodesic, and per Euler angle). For context, the error of the plain mean
+face (no identity, no expression) on the same faces.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: P
     rot_at, _ = {name: (o, size) for name, o, size in json.loads((folder / "meta.json").read_text())["layout"]}["rot"]
     model = tracker.model
     errors = {lv: {"mean": [], "median": []} for lv in levels}
+    mean_face = model.mean[:NARROW_FACE].double().numpy()
+    reference = []
     geodesic, per_axis, missing = [], [], Counter()
     for i in range(n):
         img = cv2.imread(str(folder / "images" / f"{i:06d}.png"))
@@ -61,6 +64,7 @@ def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: P
             mean, median = aligned_vertex_error_mm(v, gt)
             errors[name]["mean"].append(mean)
             errors[name]["median"].append(median)
+        reference.append(aligned_vertex_error_mm(mean_face, gt)[0])
         gt_rot = z["params"][i, rot_at : rot_at + 3].astype(np.float64)
         pred_rot = p["rot"][0].double().numpy()
         geodesic.append(rotation_error_deg(euler_to_matrix(torch.from_numpy(pred_rot)).numpy(),
@@ -71,6 +75,7 @@ def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: P
             "vertex_error_mm": {name: {"mean": stats(e["mean"]).get("mean"),
                                        "median": stats(e["median"]).get("median"),
                                        "sd": stats(e["mean"]).get("sd")} for name, e in errors.items()},
+            "reference_mean_face_error_mm": stats(reference).get("mean"),
             "rotation_error_deg": stats(geodesic),
             "angle_mae_deg": {k: stats(axes[:, j]).get("mean") for j, k in enumerate(("pitch", "yaw", "roll"))},
             "skipped": skipped(missing)}
