@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
+from facetrack.evaluation.photos import reconstructions
 from facetrack.evaluation.report import skipped, stats
 from facetrack.metrics import photometric_pixels
 from facetrack.model.facemodel import NARROW_FACE
@@ -97,16 +97,7 @@ def eval_images(tracker: Tracker, files: list[Path], levels: tuple[str, ...] = (
     previous_embedding = None
     rows = []
     try:
-        for path in files:
-            img = cv2.imread(str(path))
-            if img is None:
-                missing["unreadable image"] += 1
-                continue
-            tracker.reset()
-            r = tracker(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), pad=0.25)
-            if r is None:
-                missing["no face found"] += 1
-                continue
+        for _, _, r in reconstructions(tracker, files, missing):
             crop = r.face.crop.astype(np.float32) / 255.0
             if ident:
                 e_in, e_mirror = ident.photo(r)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
+from facetrack.evaluation.photos import reconstructions
 from facetrack.evaluation.report import skipped, stats
 from facetrack.metrics import angle_errors_deg, nme_bbox
 from facetrack.render.camera import matrix_to_euler
@@ -83,25 +84,18 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
     nme = {lv: [] for lv in levels}
     nme_dlib, yaws, pose_err, pnp_err = [], [], [], []
     missing = Counter()
+    annotated: dict[Path, tuple[np.ndarray, np.ndarray | None]] = {}
     for mat in mats:
         image = _image_for(mat)
         if image is None:
             missing["no image beside the .mat"] += 1
             continue
         try:
-            gt, gt_pose = read_annotation(mat)
+            annotated[image] = read_annotation(mat)
         except ValueError as e:
             missing[str(e)] += 1
-            continue
-        img = cv2.imread(str(image))
-        if img is None:
-            missing["unreadable image"] += 1
-            continue
-        tracker.reset()
-        r = tracker(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), pad=0.25)
-        if r is None:
-            missing["no face found"] += 1
-            continue
+    for image, img, r in reconstructions(tracker, annotated, missing):
+        gt, gt_pose = annotated[image]
         for lv in levels:
             uv = (r.base if lv == "base" else r.final).uv[0, model.landmarks].numpy()
             nme[lv].append(nme_bbox(r.face.box.to_image(uv) - 0.5, gt))  # pixel centres -> pixel indices

@@ -14,11 +14,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from facetrack import paths
+from facetrack.evaluation.photos import reconstructions
 from facetrack.evaluation.report import skipped, stats
 from facetrack.metrics import aligned_vertex_error_mm, angle_errors_deg, rotation_error_deg
 from facetrack.model.facemodel import NARROW_FACE
@@ -46,16 +46,9 @@ def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: P
     mean_face = model.mean[:NARROW_FACE].double().numpy()
     reference = []
     geodesic, per_axis, missing = [], [], Counter()
-    for i in range(n):
-        img = cv2.imread(str(folder / "images" / f"{i:06d}.png"))
-        if img is None:
-            missing["unreadable image"] += 1
-            continue
-        tracker.reset()
-        r = tracker(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), pad=0.25)
-        if r is None:
-            missing["no face found"] += 1
-            continue
+    files = [folder / "images" / f"{i:06d}.png" for i in range(n)]
+    for path, _, r in reconstructions(tracker, files, missing):
+        i = int(path.stem)
         p = model.params(torch.from_numpy(r.x)[None])
         lv = model(p)
         gt = z["vertices"][i][:NARROW_FACE].astype(np.float64)
