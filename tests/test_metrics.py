@@ -72,3 +72,15 @@ def test_jitter_and_still_segments() -> None:
 def test_face_size() -> None:
     pts = np.array([[0.0, 0.0], [40.0, 10.0], [10.0, 90.0]])
     assert face_size(pts) == pytest.approx(60.0)
+
+
+def test_report_has_no_nan(tmp_path) -> None:
+    import json
+
+    from facetrack.evaluation.report import write_report
+
+    doc = write_report({"a": {"x": float("nan"), "y": {"z": 1.5, "n": 3}}, "b": {"x": 2.0}}, tmp_path, "t")
+    assert doc["models"]["a"]["x"] is None
+    assert json.loads((tmp_path / "report.json").read_text())["models"]["b"]["x"] == 2.0
+    md = (tmp_path / "report.md").read_text()
+    assert "| x | - | 2 |" in md and "| y z | 1.5 | - |" in md and "| y n | 3 | - |" in md

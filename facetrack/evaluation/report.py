@@ -38,12 +38,24 @@ def _cell(v: float | None) -> str:
     return f"{v:d}" if isinstance(v, int) else f"{v:.4g}"
 
 
+def finite(node):
+    """A copy with NaN and infinities as None: strict JSON has no NaN, and a figure without data is none."""
+    if isinstance(node, dict):
+        return {k: finite(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [finite(v) for v in node]
+    if isinstance(node, float) and not np.isfinite(node):
+        return None
+    return node
+
+
 def write_report(reports: dict[str, dict], out: Path, title: str, inputs: dict | None = None) -> dict:
     """reports: one report per model (label -> dict). Writes OUT/report.json and OUT/report.md; returns the
     JSON document. The Markdown table has one row per figure and one column per model."""
     out.mkdir(parents=True, exist_ok=True)
+    reports = finite(reports)
     doc = {"title": title, "inputs": inputs or {}, "models": reports}
-    (out / "report.json").write_text(json.dumps(doc, indent=1))
+    (out / "report.json").write_text(json.dumps(doc, indent=1, allow_nan=False))
     flat = {label: _flatten(r) for label, r in reports.items()}
     keys = list(dict.fromkeys(k for rows in flat.values() for k in rows))
     labels = list(reports)

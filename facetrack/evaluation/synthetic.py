@@ -4,8 +4,11 @@ A fixed-seed set of synthetic faces (facetrack.synth), rendered once and cached 
 $FACETRACK_HOME/eval/, goes through the whole pipeline (detection, landmarks, crop, encoder). Per face:
 the mean and median per-vertex error in millimetres on the narrow face area (ICT vertices 0-6705) after
 similarity alignment (rotation, translation, isotropic scale, as in the paper), for each level, and the
-head-rotation error in degrees (geodesic, and per Euler angle). For context, the error of the plain mean
-face (no identity, no expression) on the same faces.
+head-rotation error in degrees (geodesic, and per Euler angle). For context, on the same faces: the error
+of the plain mean face (no identity, no expression), the rotation error of always answering "frontal",
+and the NME of the detected landmarks against the rendered ones. The backgrounds are real photos, often
+with a face of their own: when the detector picks that one (landmarks far from the rendered face's),
+the face counts as not found.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 from facetrack import paths
 from facetrack.evaluation.photos import reconstructions
 from facetrack.evaluation.report import skipped, stats
-from facetrack.metrics import aligned_vertex_error_mm, angle_errors_deg, rotation_error_deg
+from facetrack.metrics import aligned_vertex_error_mm, angle_errors_deg, nme_bbox, rotation_error_deg
 from facetrack.model.facemodel import NARROW_FACE
 from facetrack.render.camera import euler_to_matrix
 from facetrack.synth import SynthConfig, generate
@@ -34,6 +37,8 @@ def synthetic_set(tracker: Tracker, n: int, seed: int, backgrounds: Path | None)
         generate(tracker.weights.face, folder, n, backgrounds, SynthConfig(seed=seed))
     return folder
 
+WRONG_FACE_NME = 0.25  # detected landmarks this far from the rendered face's (NME) belong to another face
+
 
 @torch.no_grad()
 def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: Path | None = None,
@@ -44,11 +49,16 @@ def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: P
     model = tracker.model
     errors = {lv: {"mean": [], "median": []} for lv in levels}
     mean_face = model.mean[:NARROW_FACE].double().numpy()
-    reference = []
+    reference, dlib_nme, frontal = [], [], []
     geodesic, per_axis, missing = [], [], Counter()
     files = [folder / "images" / f"{i:06d}.png" for i in range(n)]
     for path, _, r in reconstructions(tracker, files, missing):
         i = int(path.stem)
+        detected = nme_bbox(r.face.image_landmarks, z["landmarks"][i].astype(np.float64))
+        if detected > WRONG_FACE_NME:
+            missing["another face found (the background photo's)"] += 1
+            continue
+        dlib_nme.append(detected)
         p = model.params(torch.from_numpy(r.x)[None])
         lv = model(p)
         gt = z["vertices"][i][:NARROW_FACE].astype(np.float64)
@@ -63,12 +73,15 @@ def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: P
         geodesic.append(rotation_error_deg(euler_to_matrix(torch.from_numpy(pred_rot)).numpy(),
                                            euler_to_matrix(torch.from_numpy(gt_rot)).numpy()))
         per_axis.append(angle_errors_deg(np.degrees(pred_rot), np.degrees(gt_rot)))
+        frontal.append(rotation_error_deg(np.eye(3), euler_to_matrix(torch.from_numpy(gt_rot)).numpy()))
     axes = np.asarray(per_axis).reshape(-1, 3)
     return {"faces": n, "found": len(geodesic), "seed": seed,
             "vertex_error_mm": {name: {"mean": stats(e["mean"]).get("mean"),
                                        "median": stats(e["median"]).get("median"),
                                        "sd": stats(e["mean"]).get("sd")} for name, e in errors.items()},
             "reference_mean_face_error_mm": stats(reference).get("mean"),
+            "reference_dlib_nme": stats(dlib_nme).get("mean"),
             "rotation_error_deg": stats(geodesic),
+            "reference_frontal_rotation_error_deg": stats(frontal).get("mean"),
             "angle_mae_deg": {k: stats(axes[:, j]).get("mean") for j, k in enumerate(("pitch", "yaw", "roll"))},
             "skipped": skipped(missing)}
