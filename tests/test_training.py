@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from facetrack.errors import FacetrackError
 from facetrack.model.facemodel import FaceModel
 from facetrack.synth import generate
 from facetrack.weights import load_weights
@@ -105,6 +106,18 @@ def test_train_resume_export(cache: Path, face: FaceModel, model_file: Path, tmp
         app = w.model(w.model.params(x_app))
     assert torch.allclose(ref.v_final, app.v_final, atol=1e-3) and torch.allclose(ref.r_final, app.r_final, atol=1e-3)
     assert "photometric error, final level" in (out / "model_card.md").read_text()
+
+    # Fine-tuning starts from exported weights: the new trainer's encoder and correctives are the export's.
+    tuned = Trainer(load_config(None, [*TINY, f"init={out}"]), cache, tmp_path / "tune", model_file, refl)
+    tuned.encoder.eval()
+    with torch.no_grad():
+        x_tuned = tuned.encoder(batch["image"])
+        tuned_levels = tuned.model(tuned.model.params(x_tuned))
+    assert torch.allclose(x_tuned, x_app, atol=1e-6)
+    assert torch.allclose(tuned_levels.v_final, app.v_final, atol=1e-4)
+    with pytest.raises(FacetrackError, match="init weights"):
+        Trainer(load_config(None, [*TINY, f"init={out}", "correctives.n_geometry=9"]), cache, tmp_path / "t2",
+                model_file, refl)
 
 
 def test_nan_names_the_term(cache: Path, model_file: Path, tmp_path: Path) -> None:

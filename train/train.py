@@ -28,7 +28,7 @@ from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import Camera
 from facetrack.render.formation import views
-from facetrack.weights import load_reflectance
+from facetrack.weights import load_reflectance, load_weights
 from train.data import Augment, CropDataset
 from train.losses import LossWeights, TrainingLoss
 
@@ -118,6 +118,8 @@ class Trainer:
         c = cfg["correctives"]
         self.model = MultiLevelModel(face, c["n_geometry"], c["n_reflectance"], c["kind"]).to(self.device)
         self.encoder = Encoder(self.model.layout, cfg["encoder"]).to(self.device)
+        if cfg.get("init"):
+            self._init_from(Path(cfg["init"]))
         self.loss = TrainingLoss(face, self.model, Camera(), loss_weights(cfg)).to(self.device)
         if self.device.type == "cuda":
             from facetrack.render.raster_nv import NvdiffrastRasterizer
@@ -139,6 +141,18 @@ class Trainer:
         self.val_history: list[dict] = []
         (out / "config.yaml").write_text(yaml.safe_dump({**cfg, "cache": str(cache), "model_file": str(model_file),
                                                          "reflectance": str(reflectance)}))
+
+    def _init_from(self, folder: Path) -> None:
+        """Start from a weights folder (the shipped model, say) instead of from scratch: fine-tuning on your
+        own footage. Its encoder and correctives must have this config's shapes."""
+        w = load_weights(folder, self.face)
+        if w.encoder.backbone_name != self.cfg["encoder"] or w.model.layout != self.model.layout:
+            raise FacetrackError(f"init weights {folder} have encoder {w.encoder.backbone_name!r} and "
+                                 f"{w.model.layout.size} parameters; this config: {self.cfg['encoder']!r} and "
+                                 f"{self.model.layout.size} (match encoder and correctives sizes)")
+        self.encoder.load_state_dict(w.encoder.state_dict())
+        self.model.geo_corrective.load_state_dict(w.model.geo_corrective.state_dict())
+        self.model.refl_corrective.load_state_dict(w.model.refl_corrective.state_dict())
 
     def state(self) -> dict:
         return {"encoder": self.encoder.state_dict(), "model": self.model.state_dict(),
