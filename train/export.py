@@ -104,6 +104,7 @@ def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = No
         "date": time.strftime("%Y-%m-%d"), "git_commit": git_commit(), "encoder": cfg["encoder"],
         "encoder_parameters": sum(p.numel() for p in encoder.parameters()),
         "correctives": c, "optimizer": cfg["optimizer"], "batch_size": cfg["batch_size"],
+        "init": cfg.get("init"), "augment": cfg.get("augment") or {}, "loss_weights": cfg.get("weights") or {},
         "iterations": {"stage1": cfg["stage1_steps"], "stage2": cfg["stage2_steps"]},
         "wall_time_s": float(log[-1][3]) if log else None, "device": cfg.get("device"),
         "data": {"cache": str(cache), "accepted": index["counts"], "rejected": index["rejected"]},
@@ -125,6 +126,8 @@ def model_card_markdown(card: dict) -> str:
         f"- encoder: `{card['encoder']}` ({card['encoder_parameters']:,} weights); correctives: {card['correctives']}",
         f"- schedule: stage 1 (base level) {card['iterations']['stage1']} steps, stage 2 (with correctives) "
         f"{card['iterations']['stage2']} steps, batch {card['batch_size']}, optimizer {card['optimizer']}",
+        f"- started from: {card.get('init') or 'scratch'}; augmentation: {card.get('augment') or 'none'}; "
+        f"loss weights changed from the defaults: {card.get('loss_weights') or 'none'}",
         f"- device: {card['device']}; wall time {card['wall_time_s']} s",
         f"- data: {card['data']['accepted']} accepted crops from `{card['data']['cache']}`; "
         f"rejected {card['data']['rejected']}",
