@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from facetrack.encoder import Encoder
+from facetrack.model.layout import ParamLayout
 from facetrack.tracker import Tracker
 from facetrack.weights import Weights
 
@@ -52,6 +53,12 @@ def time_ms(fn: Callable[[], object], min_runs: int = 5, min_seconds: float = 1.
     return statistics.median(times)
 
 
+def _row(part: str, backend: str, batch: int, ms: float, ref: float, **extra) -> dict:
+    """One table row: milliseconds per frame, Hz, and the ratio to the reference."""
+    return {"part": part, "backend": backend, "batch": batch, "ms_per_frame": ms, "hz": 1e3 / ms,
+            "ratio_to_reference": ms / ref, **extra}
+
+
 def _crops(batch: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (batch, 240, 240, 3), dtype=np.uint8)
 
@@ -59,17 +66,11 @@ def _crops(batch: int) -> np.ndarray:
 def reference_ms(device: str = "cpu") -> float:
     """The fixed yardstick: ResNet-18 (this package's, random weights) on one 240x240 image."""
     torch.manual_seed(0)
-    net = Encoder(_layout(), "resnet18").to(device).eval()
+    net = Encoder(ParamLayout(), "resnet18").to(device).eval()
     x = torch.rand(1, 3, 240, 240, device=device)
     sync = torch.cuda.synchronize if device == "cuda" else None
     with torch.inference_mode():
         return time_ms(lambda: net(x), sync=sync)
-
-
-def _layout():
-    from facetrack.model.layout import ParamLayout
-
-    return ParamLayout()
 
 
 def encoder_backends(tracker: Tracker) -> dict[str, Callable[[np.ndarray], object]]:
@@ -113,9 +114,7 @@ def bench_encoders(tracker: Tracker, ref: float) -> list[dict]:
         sync = torch.cuda.synchronize if "cuda" in name else None
         for b in BATCHES:
             crops = _crops(b)
-            ms = time_ms(lambda fn=fn, crops=crops: fn(crops), sync=sync) / b
-            rows.append({"part": "encoder", "backend": name, "batch": b, "ms_per_frame": ms, "hz": 1e3 / ms,
-                         "ratio_to_reference": ms / ref})
+            rows.append(_row("encoder", name, b, time_ms(lambda fn=fn, crops=crops: fn(crops), sync=sync) / b, ref))
     return rows
 
 
@@ -126,13 +125,14 @@ def bench_formation(tracker: Tracker, ref: float) -> list[dict]:
     from facetrack.render.raster_gl import GLRasterizer
 
     model, camera = tracker.model, tracker.camera
+    x1 = torch.from_numpy(np.asarray(tracker.backend(_crops(1)))).float()  # one real parameter vector
     rows = []
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         m = model.to(device)
         sync = torch.cuda.synchronize if device == "cuda" else None
         for b in BATCHES:
-            x = torch.from_numpy(np.asarray(tracker.backend(_crops(1)))).float().to(device).expand(b, -1).clone()
+            x = x1.to(device).expand(b, -1).clone()
             image = torch.rand(b, 3, 240, 240, device=device)
 
             def stage(x=x, image=image, m=m):
@@ -141,12 +141,11 @@ def bench_formation(tracker: Tracker, ref: float) -> list[dict]:
                     vb, vf = views(m(p), p, m.triangles, camera)
                     return photometric_l21(image, vb, m.photo_mask), photometric_l21(image, vf, m.photo_mask)
 
-            ms = time_ms(stage, sync=sync) / b
-            rows.append({"part": "image formation (both levels, point-based photometric)", "backend": f"torch-{device}",
-                         "batch": b, "ms_per_frame": ms, "hz": 1e3 / ms, "ratio_to_reference": ms / ref})
+            rows.append(_row("image formation (both levels, point-based photometric)", f"torch-{device}", b,
+                             time_ms(stage, sync=sync) / b, ref))
     model.cpu()
     with torch.inference_mode():
-        p = model.params(torch.from_numpy(np.asarray(tracker.backend(_crops(1)))).float())
+        p = model.params(x1)
         vb, _ = views(model(p), p, model.triangles, camera)
     clip = camera.clip(vb.v_cam[0]).numpy()
     colors = vb.color[0].clamp(0, 1).numpy()
@@ -156,8 +155,7 @@ def bench_formation(tracker: Tracker, ref: float) -> list[dict]:
         ms = time_ms(lambda: raster.render(clip, tris, colors))
     finally:
         raster.release()
-    rows.append({"part": "rasterize one level 240x240 (2x supersampled)", "backend": "moderngl-egl-cpu", "batch": 1,
-                 "ms_per_frame": ms, "hz": 1e3 / ms, "ratio_to_reference": ms / ref})
+    rows.append(_row("rasterize one level 240x240 (2x supersampled)", "moderngl-egl-cpu", 1, ms, ref))
     if torch.cuda.is_available():
         from facetrack.render.raster_nv import NvdiffrastRasterizer
 
@@ -167,8 +165,7 @@ def bench_formation(tracker: Tracker, ref: float) -> list[dict]:
             col = torch.from_numpy(colors).cuda()[None].expand(b, -1, -1).contiguous()
             t = model.triangles.cuda()
             ms = time_ms(lambda c=c, col=col, t=t: nv(c, t, col), sync=torch.cuda.synchronize) / b
-            rows.append({"part": "rasterize one level 240x240 (antialiased)", "backend": "nvdiffrast-cuda",
-                         "batch": b, "ms_per_frame": ms, "hz": 1e3 / ms, "ratio_to_reference": ms / ref})
+            rows.append(_row("rasterize one level 240x240 (antialiased)", "nvdiffrast-cuda", b, ms, ref))
     return rows
 
 
@@ -176,11 +173,8 @@ def bench_pipeline(tracker: Tracker, video: Path, frames: int, ref: float) -> li
     from facetrack.reconstruct import run_headless
 
     fig = run_headless(tracker, str(video), None, frames)
-    ms = 1e3 / fig["fps"]
-    row = {"part": f"end to end on {video.name} ({fig['frames']} frames)", "backend": fig["backend"], "batch": 1,
-           "ms_per_frame": ms, "hz": fig["fps"], "ratio_to_reference": ms / ref,
-           "stages_ms": fig["ms_per_frame"]}
-    return [row]
+    return [_row(f"end to end on {video.name} ({fig['frames']} frames)", fig["backend"], 1, 1e3 / fig["fps"], ref,
+                 stages_ms=fig["ms_per_frame"])]
 
 
 def machine() -> dict:

@@ -102,17 +102,17 @@ def _eval(args: argparse.Namespace) -> None:
 
     levels = ("base", "final") if args.level == "both" else (args.level,)
     folders = [paths.weights_dir(w) for w in (args.weights or [None])]
-    run, inputs = _eval_kind(args, levels)
+    out = Path(args.out or f"eval-{args.kind}")
+    run, inputs = _eval_kind(args, levels, out)
     reports = {}
     for label, folder in zip(model_labels(folders), folders, strict=True):
         reports[label] = run(_tracker(args, folder))
         print(f"{label}: {_eval_summary(args.kind, reports[label])}")
-    out = Path(args.out or f"eval-{args.kind}")
     write_report(reports, out, f"facetrack eval {args.kind}", {**inputs, "weights": [str(f) for f in folders]})
     print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
 
 
-def _eval_kind(args: argparse.Namespace, levels: tuple[str, ...]):
+def _eval_kind(args: argparse.Namespace, levels: tuple[str, ...], out: Path):
     """The evaluation to run per model, and the inputs it names in the report."""
     import os
 
@@ -131,7 +131,6 @@ def _eval_kind(args: argparse.Namespace, levels: tuple[str, ...]):
         files = image_files(Path(args.inputs[0]), args.split, args.limit)
         if not files:
             raise FacetrackError(f"no images in {args.inputs[0]} (split {args.split})")
-        out = Path(args.out or "eval-images")
         return (lambda t: eval_images(t, files, levels, not args.no_identity,
                                       out / f"examples-{t.weights.folder.name}.png"),
                 {"folder": args.inputs[0], "split": args.split, "limit": args.limit})

@@ -23,7 +23,7 @@ import torch
 
 from facetrack.errors import FacetrackError
 from facetrack.evaluation.photos import reconstructions
-from facetrack.evaluation.report import skipped, stats
+from facetrack.evaluation.report import share, skipped, stats
 from facetrack.metrics import photometric_pixels
 from facetrack.model.facemodel import NARROW_FACE
 from facetrack.render.formation import View
@@ -142,11 +142,11 @@ def eval_images(tracker: Tracker, files: list[Path], levels: tuple[str, ...] = (
               "pixels_counted": pixels, "skipped": skipped(missing)}
     if ident:
         report["identity_cosine"] = {lv: stats(cos[lv]).get("mean") for lv in levels}
-        report["identity_same_person_share"] = {lv: float(np.mean(same[lv])) if same[lv] else None for lv in levels}
+        report["identity_same_person_share"] = {lv: share(same[lv]) for lv in levels}
         report["identity_context"] = {
             "photo_vs_itself_cosine": 1.0,
             "photo_vs_mirror_cosine": stats(mirror_cos).get("mean"),
-            "photo_vs_mirror_same_person_share": float(np.mean(mirror_same)) if mirror_same else None,
+            "photo_vs_mirror_same_person_share": share(mirror_same),
             "photo_vs_other_person_cosine": stats(other_cos).get("mean"),
-            "photo_vs_other_person_same_person_share": float(np.mean(other_same)) if other_same else None}
+            "photo_vs_other_person_same_person_share": share(other_same)}
     return report

@@ -109,23 +109,21 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
         pnp = pnp_pose_deg(mean_lm, r.face.image_landmarks - 0.5, img.shape[:2])
         pnp_err.append(angle_errors_deg(pnp, gt_pose))
     yaws_a = np.asarray(yaws)
+    bins = {f"yaw_{int(lo)}_{int(hi)}": (yaws_a >= lo) & (yaws_a < hi + (hi == 90)) for lo, hi in YAW_BINS}
 
     def binned(values: list[float]) -> dict:
         v = np.asarray(values)
-        out = {f"yaw_{int(lo)}_{int(hi)}": stats(v[(yaws_a >= lo) & (yaws_a < hi + (hi == 90))]).get("mean")
-               for lo, hi in YAW_BINS}
-        out["all"] = stats(v).get("mean")
-        return out
+        return {**{name: stats(v[sel]).get("mean") for name, sel in bins.items()}, "all": stats(v).get("mean")}
 
-    pe, pp = np.asarray(pose_err).reshape(-1, 3), np.asarray(pnp_err).reshape(-1, 3)
-    names = ("pitch", "yaw", "roll")
+    def mae(errors: list[np.ndarray]) -> dict:
+        e = np.asarray(errors).reshape(-1, 3)
+        return {**{k: stats(e[:, j]).get("mean") for j, k in enumerate(("pitch", "yaw", "roll"))},
+                "mean": float(e.mean()) if len(e) else None}
+
     return {"annotations": len(mats), "found": len(nme_dlib),
-            "faces_per_yaw_bin": {f"yaw_{int(lo)}_{int(hi)}": int(((yaws_a >= lo) & (yaws_a < hi + (hi == 90))).sum())
-                                  for lo, hi in YAW_BINS},
+            "faces_per_yaw_bin": {name: int(sel.sum()) for name, sel in bins.items()},
             "nme": {lv: binned(nme[lv]) for lv in levels},
-            "pose_mae_deg": {**{k: stats(pe[:, j]).get("mean") for j, k in enumerate(names)},
-                             "mean": float(pe.mean()) if len(pe) else None},
+            "pose_mae_deg": mae(pose_err),
             "reference_dlib_nme": binned(nme_dlib),
-            "reference_dlib_pnp_pose_mae_deg": {**{k: stats(pp[:, j]).get("mean") for j, k in enumerate(names)},
-                                                "mean": float(pp.mean()) if len(pp) else None},
+            "reference_dlib_pnp_pose_mae_deg": mae(pnp_err),
             "skipped": skipped(missing)}

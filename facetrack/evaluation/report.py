@@ -18,6 +18,11 @@ def stats(values) -> dict[str, float]:
     return {"mean": float(a.mean()), "median": float(np.median(a)), "sd": float(a.std()), "n": int(len(a))}
 
 
+def share(flags: list[bool]) -> float | None:
+    """Fraction of True among the flags (None for none)."""
+    return float(np.mean(flags)) if flags else None
+
+
 def skipped(counter: Counter) -> dict[str, int]:
     return dict(sorted(counter.items()))
 

@@ -90,8 +90,8 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
         scale = face_size(tr["dlib_raw"])
         fig = {k: jitter(tr[k], pairs, scale) for k in pooled}
         n_pairs = int(pairs[1:].sum())
-        for k in pooled:
-            if n_pairs:
+        if n_pairs:
+            for k in pooled:
                 pooled[k].append((fig[k], n_pairs))
         still_n += n_pairs
         per_video[path.name] = {"frames": T, "success_rate": float(ok.mean()), "still_pairs": n_pairs,
