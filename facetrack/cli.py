@@ -35,8 +35,8 @@ def _model_info(args: argparse.Namespace) -> None:
 
 
 def _model_render(args: argparse.Namespace) -> None:
-    from facetrack.gallery import render_gallery
     from facetrack.model.facemodel import FaceModel
+    from facetrack.render.gallery import render_gallery
 
     face = FaceModel.load(Path(args.model) if args.model else None)
     for path in render_gallery(face, Path(args.out), seed=args.seed):
@@ -45,7 +45,7 @@ def _model_render(args: argparse.Namespace) -> None:
 
 def _synth(args: argparse.Namespace) -> None:
     from facetrack.model.facemodel import FaceModel
-    from facetrack.synth import SynthConfig, generate
+    from facetrack.render.synthetic import SynthConfig, generate
 
     face = FaceModel.load(Path(args.model) if args.model else None)
     bg = Path(args.backgrounds) if args.backgrounds else None
@@ -55,41 +55,66 @@ def _synth(args: argparse.Namespace) -> None:
 
 def _tracker(args: argparse.Namespace, weights: Path | None = None):
     from facetrack.model.facemodel import FaceModel
-    from facetrack.tracker import Tracker
-    from facetrack.weights import load_weights
+    from facetrack.net.weights import load_weights
+    from facetrack.track.tracker import Tracker
 
     face = FaceModel.load(Path(args.model) if args.model else None)
     return Tracker(load_weights(weights or paths.weights_dir(args.weights), face), backend=args.backend)
 
 
 def _run(args: argparse.Namespace) -> None:
-    record = Path(args.record) if args.record else None
-    if args.no_gui:
-        from facetrack.reconstruct import run_headless
+    from facetrack.track.pipeline import Pipeline
 
-        run_headless(_tracker(args), args.source, record, args.max_frames)
+    record = Path(args.record) if args.record else None
+    pipeline = Pipeline(_tracker(args))
+    if args.no_gui:
+        from facetrack.io.sources import open_source
+        from facetrack.track.pipeline import run_headless
+
+        run_headless(pipeline, open_source(args.source), record, args.max_frames)
         return
     from facetrack.app.main import run_gui
 
-    run_gui(_tracker(args), args.source, record)
+    run_gui(pipeline, args.source, record)
 
 
 def _play(args: argparse.Namespace) -> None:
     from facetrack.app.main import play_gui
+    from facetrack.track.pipeline import Pipeline
 
-    play_gui(_tracker(args), Path(args.file))
+    if not Path(args.file).is_file():
+        raise FacetrackError(f"recording not found: {args.file}")
+    play_gui(Pipeline(_tracker(args)), Path(args.file))
 
 
 def _reconstruct(args: argparse.Namespace) -> None:
-    from facetrack.reconstruct import reconstruct
+    from facetrack.io.exports import write_photo_outputs
+    from facetrack.render.raster_gl import GLRasterizer
+    from facetrack.render.reconstruction import LEVELS, Needs
+    from facetrack.track.photos import photo_outcomes
 
-    images = [Path(p) for p in args.images]
-    if reconstruct(_tracker(args), images, Path(args.out)) == 0:
+    tracker = _tracker(args)
+    raster = GLRasterizer(tracker.camera.width, tracker.camera.height, supersample=2)
+    done, out = 0, Path(args.out)
+    try:
+        for o in photo_outcomes(tracker, [Path(p) for p in args.images], Needs(frozenset(LEVELS), True)):
+            if o.problem:
+                print(f"{o.path}: {o.problem}, skipped")
+                continue
+            dest = out / o.path.stem
+            write_photo_outputs(dest, tracker.model, tracker.camera, raster, o.result, o.rgb)
+            photo = o.result.photometric
+            print(f"{o.path}: photometric base {photo['base']:.4f} final {photo['final']:.4f} -> {dest}")
+            done += 1
+    finally:
+        raster.release()
+    if done == 0:
         raise FacetrackError("no face found in any image")
 
 
 def _export(args: argparse.Namespace) -> None:
-    from facetrack.stream.recording import export_csv, read_recording
+    from facetrack.io.exports import export_csv
+    from facetrack.io.recording import read_recording
 
     rec = read_recording(Path(args.file))
     out = Path(args.csv)
@@ -114,13 +139,10 @@ def _eval(args: argparse.Namespace) -> None:
 
 def _eval_kind(args: argparse.Namespace, levels: tuple[str, ...], out: Path):
     """The evaluation to run per model, and the inputs it names in the report."""
-    import os
-
     if args.kind == "synthetic":
         from facetrack.evaluation.synthetic import eval_synthetic
 
-        shared = os.environ.get("FACETRACK_SHARED")
-        bg = Path(args.backgrounds) if args.backgrounds else (Path(shared) / "faces" / "utkface" if shared else None)
+        bg = Path(args.backgrounds) if args.backgrounds else paths.shared_file("faces", "utkface")
         return (lambda t: eval_synthetic(t, args.n, args.seed, bg, levels),
                 {"n": args.n, "seed": args.seed, "backgrounds": str(bg)})
     if len(args.inputs) != 1 and args.kind in ("images", "landmarks"):
@@ -170,12 +192,9 @@ def _num(v: float | None) -> str:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    import os
+    from facetrack.evaluation.bench import run_bench, table, write_bench
 
-    from facetrack.bench import run_bench, table, write_bench
-
-    shared = os.environ.get("FACETRACK_SHARED")
-    video = Path(args.video) if args.video else (Path(shared) / "videos" / "liveportrait_d0.mp4" if shared else None)
+    video = Path(args.video) if args.video else paths.shared_file("videos", "liveportrait_d0.mp4")
     if video is not None and not video.is_file():
         raise FacetrackError(f"video not found: {video}")
     if video is None:

@@ -1,7 +1,11 @@
 #version 330
-// Face mesh in the viewport. Clip coordinates are computed on the CPU from the estimated camera and the
-// crop box, so the mesh lands on the face in the input frame (or in the orbit view).
+// Face mesh in the viewport. Clip coordinates over the frame are computed on the inference thread from the
+// estimated camera and the crop box, so the mesh lands on the face in the input frame; the orbit view turns
+// the centred camera-frame vertices with `orbit_mvp` instead.
+uniform int orbit;
+uniform mat4 orbit_mvp;
 in vec4 in_clip;
+in vec3 in_centred;  // camera frame, about the centroid
 in vec3 in_normal;   // camera frame
 in vec3 in_albedo;   // reflectance
 in vec3 in_color;    // albedo x SH irradiance
@@ -11,7 +15,7 @@ out vec3 v_albedo;
 out vec3 v_color;
 out vec3 v_heat;
 void main() {
-    gl_Position = in_clip;
+    gl_Position = orbit == 1 ? orbit_mvp * vec4(in_centred, 1.0) : in_clip;
     v_normal = in_normal;
     v_albedo = in_albedo;
     v_color = in_color;

@@ -11,20 +11,21 @@ pytest.importorskip("pytestqt")
 
 from facetrack import paths  # noqa: E402
 from facetrack.app.main import ensure_app  # noqa: E402
+from facetrack.io.recording import read_recording  # noqa: E402
 from facetrack.model.facemodel import FaceModel  # noqa: E402
-from facetrack.stream.recording import read_recording  # noqa: E402
-from facetrack.tracker import Tracker  # noqa: E402
-from facetrack.weights import load_weights  # noqa: E402
+from facetrack.net.weights import load_weights  # noqa: E402
+from facetrack.track.pipeline import Pipeline  # noqa: E402
+from facetrack.track.tracker import Tracker  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "out"
 
 
 @pytest.fixture(scope="module")
-def tracker(model_file: Path) -> Tracker:
+def pipeline(model_file: Path) -> Pipeline:
     folder = paths.weights_dir()
     if not (folder / "encoder.pt").is_file():
         pytest.skip("no trained weights in weights/")
-    return Tracker(load_weights(folder, FaceModel.load(model_file)))
+    return Pipeline(Tracker(load_weights(folder, FaceModel.load(model_file))))
 
 
 def _pixels(viewport) -> np.ndarray:
@@ -34,12 +35,12 @@ def _pixels(viewport) -> np.ndarray:
         .reshape(h, w, 3).copy()
 
 
-def test_window_on_video(qtbot, tracker: Tracker, shared_dir: Path, tmp_path: Path) -> None:
+def test_window_on_video(qtbot, pipeline: Pipeline, shared_dir: Path, tmp_path: Path) -> None:
     ensure_app()
     from facetrack.app.window import MainWindow
 
     rec_path = tmp_path / "session.ftrec"
-    win = MainWindow(tracker, str(shared_dir / "videos" / "liveportrait_d0.mp4"), record=rec_path, realtime=True)
+    win = MainWindow(pipeline, str(shared_dir / "videos" / "liveportrait_d0.mp4"), record=rec_path, realtime=True)
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.frames >= 6 and win.viewport.packet is not None
@@ -53,11 +54,11 @@ def test_window_on_video(qtbot, tracker: Tracker, shared_dir: Path, tmp_path: Pa
     pk = vp.packet
     # Both halves show the frame with the face drawn over it: with the mesh the image differs from without.
     shaded = _pixels(vp)
-    saved = pk.base, pk.final
-    pk.base = pk.final = None
+    saved = pk.meshes
+    pk.meshes = {}
     vp.update()
     frame_only = _pixels(vp)
-    pk.base, pk.final = saved
+    pk.meshes = saved
     half = shaded.shape[1] // 2
     for sl in (slice(0, half), slice(half, None)):
         changed = np.abs(shaded[:, sl].astype(int) - frame_only[:, sl]).sum(-1) > 30
@@ -70,17 +71,25 @@ def test_window_on_video(qtbot, tracker: Tracker, shared_dir: Path, tmp_path: Pa
         vp.set_mode(k)
         images[name] = _pixels(vp)
     vp.set_mode(0)
-    vp.toggle_overlay()
+    # The error overlay asks the pipeline for the photometric error; the next packets carry its heat map.
+    win._toggle_overlay()
+    assert win.inference is None  # stopped above: the needs apply to the next source
+    from facetrack.io.sources import Frame
+
+    vp.packet = _packet(win, Frame(pk.timestamp, pk.index, pk.frame))
     images["error overlay"] = _pixels(vp)
-    vp.toggle_overlay()
+    heat = vp.packet.meshes["final"][:, 16:19]
+    win._toggle_overlay()
+    vp.packet = pk
     vp.toggle_orbit()
     images["orbit"] = _pixels(vp)
     vp.toggle_orbit()
     for name, img in images.items():
         if name != "shaded":
             assert np.abs(img.astype(int) - shaded).mean() > 0.5, f"{name} did not change the image"
-    # The error overlay is a non-empty heat map over the face.
-    assert pk.final.heat.max() > 0.05 and (pk.final.heat.sum(1) > 0).mean() > 0.2
+    # The error overlay is a non-empty heat map over the face; without the overlay no error is computed.
+    assert heat.max() > 0.05 and (heat.sum(1) > 0).mean() > 0.2
+    assert not win.pipeline(Frame(pk.timestamp, pk.index, pk.frame), win.needs()).photometric
     # Every toggle has a keyboard shortcut, and the shortcut's action does what the toggle does.
     from PySide6.QtGui import QAction
 
@@ -94,11 +103,19 @@ def test_window_on_video(qtbot, tracker: Tracker, shared_dir: Path, tmp_path: Pa
     assert win.grab().save(str(ARTIFACTS / "test-window.png"))
 
 
-def test_missing_video_keeps_the_app_up(qtbot, tracker: Tracker, tmp_path: Path) -> None:
+def _packet(win, frame):
+    import time
+
+    from facetrack.app.packets import make_packet
+
+    return make_packet(frame, time.monotonic(), win.pipeline(frame, win.needs()), win.pipeline.camera)
+
+
+def test_missing_video_keeps_the_app_up(qtbot, pipeline: Pipeline, tmp_path: Path) -> None:
     ensure_app()
     from facetrack.app.window import MainWindow
 
-    win = MainWindow(tracker, str(tmp_path / "nope.mp4"))
+    win = MainWindow(pipeline, str(tmp_path / "nope.mp4"))
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.banner.isVisible(), timeout=10000)
@@ -108,23 +125,40 @@ def test_missing_video_keeps_the_app_up(qtbot, tracker: Tracker, tmp_path: Path)
     win.stop()
 
 
-def test_playback(qtbot, tracker: Tracker, tmp_path: Path) -> None:
+def test_playback_fills_the_plots_like_live_tracking(qtbot, pipeline: Pipeline, tmp_path: Path) -> None:
+    """A recording is a source: the same packet path fills the viewport and every plot, with recorded values."""
     ensure_app()
-    from facetrack.app.window import PlaybackWindow
-    from facetrack.stream.recording import Recorder
+    from facetrack.app.window import MainWindow
+    from facetrack.io.recording import Recorder
+    from facetrack.vision.crop import CropBox
 
-    x = np.zeros(tracker.model.layout.size, np.float32)
-    sl = tracker.model.layout.slices()
+    model = pipeline.model
+    x = np.zeros(model.layout.size, np.float32)
+    sl = model.layout.slices()
     x[sl["trans"]] = [0, 0, -115]
     x[sl["gamma"].start] = 0.8
     path = tmp_path / "p.ftrec"
-    with Recorder(path, tracker.model.layout, tracker.model.exp_names) as rec:
-        for i in range(3):
-            x[sl["alpha_exp"].start + tracker.model.exp_names.index("jawOpen")] = i / 2
-            rec.write(i * 0.02, i, x, 0.1, 0.1)
-    win = PlaybackWindow(tracker, path)
+    jaw = sl["alpha_exp"].start + model.exp_names.index("jawOpen")
+    with Recorder(path, model.layout, model.exp_names) as rec:
+        for i in range(5):
+            x[jaw] = i / 4
+            x[sl["rot"].start + 1] = 0.1 * i
+            rec.write(i * 0.04, i, x, {"base": 0.2, "final": 0.1 + 0.01 * i}, CropBox(320, 240, 300), (640, 480))
+    win = MainWindow(pipeline, str(path), playback=True)
     qtbot.addWidget(win)
     win.show()
-    qtbot.waitUntil(lambda: win.index >= 3, timeout=10000)
-    assert win.viewport.orbit and win.viewport.packet is not None
-    assert _pixels(win.viewport).std() > 5
+    qtbot.waitUntil(lambda: len(win.plots.data["expressions"]["jawOpen"]) >= 5, timeout=15000)
+    win.stop()
+    from PySide6.QtGui import QAction
+
+    shortcuts = {a.shortcut().toString() for a in win.findChildren(QAction) if not a.shortcut().isEmpty()}
+    assert not shortcuts & {"R", "Ctrl+O", "Ctrl+K"}  # no camera, source or record actions in playback
+    data = win.plots.data
+    assert [v for _, v in data["expressions"]["jawOpen"]][:5] == pytest.approx([0, 0.25, 0.5, 0.75, 1.0], abs=1e-5)
+    assert [v for _, v in data["head pose"]["yaw"]][:5] == pytest.approx(np.degrees(0.1 * np.arange(5)), abs=1e-3)
+    assert [v for _, v in data["photometric error"]["final"]][:5] == pytest.approx([0.1, 0.11, 0.12, 0.13, 0.14])
+    assert all(len(series) >= 5 for plot in data.values() for series in plot.values())
+    assert [t for t, _ in data["translation"]["x"]][:5] == pytest.approx([0, 0.04, 0.08, 0.12, 0.16])
+    pk = win.viewport.packet
+    assert pk.frame is None and set(pk.meshes) == {"base", "final"} and pk.size == (640, 480)
+    assert _pixels(win.viewport).std() > 5  # the face is drawn where it was in the recorded frame

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from facetrack.bench import time_ms
 from facetrack.cli import main
+from facetrack.evaluation.bench import time_ms
 
 
 def test_time_ms_measures_wall_time() -> None:

@@ -14,9 +14,9 @@ import scipy.io
 from facetrack.cli import main
 from facetrack.evaluation.images import image_files
 from facetrack.evaluation.landmarks import pnp_pose_deg, read_annotation
-from facetrack.metrics import angle_errors_deg
+from facetrack.evaluation.metrics import angle_errors_deg
+from facetrack.evaluation.split import image_group, is_val
 from facetrack.model.facemodel import FaceModel
-from facetrack.split import image_group, is_val
 
 
 def _report(out: Path) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facetrack.cli import main
-from facetrack.stream.recording import read_recording
+from facetrack.io.recording import read_recording
 
 
 def test_run_records_every_processed_frame(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path,

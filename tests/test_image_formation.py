@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from facetrack.gallery import base_params
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel, vertex_normals
 from facetrack.render.camera import Camera, euler_to_matrix, matrix_to_euler
-from facetrack.render.formation import view
+from facetrack.render.formation import base_params, view
 from facetrack.render.points import sample
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.render.sh import irradiance, sh_basis

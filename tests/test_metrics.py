@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from facetrack.evaluation.video import still_pairs
-from facetrack.metrics import (
+from facetrack.evaluation.metrics import (
     aligned_vertex_error_mm,
     angle_errors_deg,
     face_size,
@@ -16,6 +15,7 @@ from facetrack.metrics import (
     photometric_pixels,
     rotation_error_deg,
 )
+from facetrack.evaluation.video import still_pairs
 from facetrack.render.camera import euler_to_matrix
 
 

@@ -12,12 +12,14 @@ import torch
 
 from facetrack.cli import main
 from facetrack.errors import FacetrackError
+from facetrack.io.recording import Recorder, read_recording
 from facetrack.model.layout import ParamLayout
 from facetrack.render.camera import euler_to_matrix
-from facetrack.stream.recording import Recorder, read_recording
+from facetrack.vision.crop import CropBox
 
 LAYOUT = ParamLayout(n_cg=4, n_cr=4)
 NAMES = [f"shape{i}" for i in range(LAYOUT.n_exp)]
+BOX, SIZE = CropBox(320.0, 240.0, 200.0), (640, 480)
 
 
 def _frames(n: int) -> np.ndarray:
@@ -28,7 +30,7 @@ def test_round_trip(tmp_path: Path) -> None:
     xs = _frames(7)
     with Recorder(tmp_path / "a.ftrec", LAYOUT, NAMES, source="test") as rec:
         for i, x in enumerate(xs):
-            rec.write(i / 30, i, x, 0.1, 0.05)
+            rec.write(i / 30, i, x, {'base': 0.1, 'final': 0.05}, BOX, SIZE)
     back = read_recording(tmp_path / "a.ftrec")
     assert len(back) == 7 and back.header["expression_names"] == NAMES
     sl = LAYOUT.slices()
@@ -44,13 +46,40 @@ def test_round_trip(tmp_path: Path) -> None:
                        [2 * (a * c - b * w), 2 * (b * c + a * w), 1 - 2 * (a * a + b * b)]])
         assert np.allclose(R, Rq, atol=1e-5)
     assert np.allclose(back.timestamp, np.arange(7) / 30) and list(back.frame_index) == list(range(7))
+    assert np.allclose(back.values["crop_box"], [320, 240, 200]) and np.allclose(back.values["frame_size"], SIZE)
+    assert back.header["version"] == 2
+
+
+def test_version_1_files_still_read(tmp_path: Path) -> None:
+    """A v1 file (no crop box, no frame size) reads, replays with a default box, and exports."""
+    import json
+    import struct
+
+    from facetrack.io.recording import MAGIC
+    from facetrack.io.sources import open_source
+
+    fields = [("quaternion", 4), ("translation", 3), ("identity", LAYOUT.n_id), ("expression", LAYOUT.n_exp),
+              ("delta_g", 4), ("delta_r", 4), ("gamma", 27), ("photo_base", 1), ("photo_final", 1)]
+    blob = json.dumps({"version": 1, "fields": fields, "expression_names": NAMES, "fps": 30.0}).encode()
+    width = sum(n for _, n in fields)
+    values = np.zeros(width, np.float32)
+    values[0] = 1.0  # identity quaternion
+    values[6] = -115.0
+    body = b"".join(struct.pack("<dq", i / 30, i) + values.tobytes() for i in range(3))
+    path = tmp_path / "v1.ftrec"
+    path.write_bytes(MAGIC + struct.pack("<I", len(blob)) + blob + body)
+    rec = read_recording(path)
+    assert len(rec) == 3 and "crop_box" not in rec.values
+    frames = list(open_source(str(path), LAYOUT))
+    assert len(frames) == 3 and frames[0].box is None and frames[1].x[LAYOUT.slices()["trans"]][2] == -115.0
+    assert main(["export", str(path), "--csv", str(tmp_path / "v1.csv")]) == 0
 
 
 def test_truncated_last_frame_is_dropped(tmp_path: Path) -> None:
     path = tmp_path / "crash.ftrec"
     rec = Recorder(path, LAYOUT, NAMES)
     for i, x in enumerate(_frames(5)):
-        rec.write(float(i), i, x, 0.1, 0.1)
+        rec.write(float(i), i, x, {'base': 0.1, 'final': 0.1}, BOX, SIZE)
     rec.close()
     path.write_bytes(path.read_bytes()[:-10])  # killed while writing the last record
     assert len(read_recording(path)) == 4
@@ -60,15 +89,15 @@ def test_full_disk_keeps_frames(tmp_path: Path) -> None:
     path = tmp_path / "full.ftrec"
     rec = Recorder(path, LAYOUT, NAMES)
     xs = _frames(3)
-    rec.write(0.0, 0, xs[0], 0.1, 0.1)
-    rec.write(1.0, 1, xs[1], 0.1, 0.1)
+    rec.write(0.0, 0, xs[0], {'base': 0.1, 'final': 0.1}, BOX, SIZE)
+    rec.write(1.0, 1, xs[1], {'base': 0.1, 'final': 0.1}, BOX, SIZE)
 
     def no_space(data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     rec._write = no_space
     with pytest.raises(FacetrackError, match="recording stopped after 2 frames.*No space left"):
-        rec.write(2.0, 2, xs[2], 0.1, 0.1)
+        rec.write(2.0, 2, xs[2], {'base': 0.1, 'final': 0.1}, BOX, SIZE)
     assert len(read_recording(path)) == 2
     with pytest.raises(FacetrackError, match="cannot start recording"):
         Recorder(Path("/dev/full"), LAYOUT, NAMES)
@@ -77,7 +106,7 @@ def test_full_disk_keeps_frames(tmp_path: Path) -> None:
 def test_csv_export(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with Recorder(tmp_path / "a.ftrec", LAYOUT, NAMES) as rec:
         for i, x in enumerate(_frames(3)):
-            rec.write(i * 0.5, i, x, 0.2, 0.1)
+            rec.write(i * 0.5, i, x, {'base': 0.2, 'final': 0.1}, BOX, SIZE)
     assert main(["export", str(tmp_path / "a.ftrec"), "--csv", str(tmp_path / "a.csv")]) == 0
     header = (tmp_path / "a.csv").read_text().splitlines()[0].split(",")
     assert header[:5] == ["timestamp", "frame", "qw", "qx", "qy"] and "shape7" in header and "photo_final" in header

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from facetrack.cli import main
-from facetrack.losses import LandmarkTable
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import Camera
+from facetrack.render.losses import LandmarkTable
 from facetrack.render.raster_gl import GLRasterizer
-from facetrack.synth import SynthConfig, generate
+from facetrack.render.synthetic import SynthConfig, generate
 from train.fit import FitConfig, fit
 
 NARROW_FACE = slice(0, 6706)  # ICT narrow face area: the face without ears and neck

@@ -13,8 +13,8 @@ import torch
 
 from facetrack.errors import FacetrackError
 from facetrack.model.facemodel import FaceModel
-from facetrack.synth import generate
-from facetrack.weights import load_weights
+from facetrack.net.weights import load_weights
+from facetrack.render.synthetic import generate
 from train.data import CropDataset
 from train.export import export
 from train.prepare import prepare

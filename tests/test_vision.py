@@ -7,11 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facetrack.gallery import base_params
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import Camera
-from facetrack.render.formation import view
+from facetrack.render.formation import base_params, view
 from facetrack.vision.crop import box_from_landmarks, crop
 from facetrack.vision.faces import FaceFinder
 from facetrack.vision.landmarks import MIRROR_68

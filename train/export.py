@@ -1,4 +1,4 @@
-"""Export a training run to a weights folder the app loads (see facetrack.weights).
+"""Export a training run to a weights folder the app loads (see facetrack.net.weights).
 
     python -m train.export --run RUN --reflectance reflectance.npz --out weights/
 
@@ -9,46 +9,25 @@ torch on random crops), curves.png, validation.png and model_card.md / model_car
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import shutil
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from facetrack.encoder import Encoder
 from facetrack.errors import FacetrackError
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
-from facetrack.weights import load_reflectance, load_weights
+from facetrack.net.encoder import Encoder
+from facetrack.net.weights import load_reflectance, load_weights, save_weights
+from train.config import TrainConfig
 from train.data import CropDataset
 from train.plots import plot_curves, validation_renders
-
-ONNX_TOLERANCE = 1e-3
-
-
-def export_onnx(encoder: Encoder, path: Path) -> float:
-    """Write the ONNX graph (dynamic batch) and return the max |onnx - torch| on random crops."""
-    import onnxruntime as ort
-
-    encoder = encoder.eval()
-    dummy = torch.rand(2, 3, 240, 240)
-    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but needs no onnxscript
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(encoder, (dummy,), str(path), input_names=["image"], output_names=["params"],
-                          dynamic_axes={"image": {0: "batch"}, "params": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = torch.rand(3, 3, 240, 240)
-    with torch.no_grad():
-        ref = encoder(x).numpy()
-    got = sess.run(None, {"image": x.numpy()})[0]
-    return float(np.abs(got - ref).max())
 
 
 def git_commit() -> str:
@@ -65,27 +44,14 @@ def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = No
     if not ckpt_path.is_file():
         raise FacetrackError(f"no checkpoint in {run}")
     st = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    cfg = st["cfg"]
+    cfg = TrainConfig.from_dict(st["cfg"])
     face = load_reflectance(FaceModel.load(model_file), reflectance)
-    c = cfg["correctives"]
-    model = MultiLevelModel(face, c["n_geometry"], c["n_reflectance"], c["kind"])
+    c = cfg.correctives
+    model = MultiLevelModel(face, c.n_geometry, c.n_reflectance, c.kind)
     model.load_state_dict(st["model"])
-    encoder = Encoder(model.layout, cfg["encoder"])
+    encoder = Encoder(model.layout, cfg.encoder)
     encoder.load_state_dict(st["encoder"])
-    out.mkdir(parents=True, exist_ok=True)
-
-    def maybe_half(sd: dict) -> dict:
-        return {k: v.half() if half and v.is_floating_point() else v for k, v in sd.items()}
-
-    torch.save({"state": encoder.state_dict(), "backbone": cfg["encoder"], "layout_size": model.layout.size,
-                "n_cg": c["n_geometry"], "n_cr": c["n_reflectance"], "corrective": c["kind"]}, out / "encoder.pt")
-    torch.save({"geometry": maybe_half(model.geo_corrective.state_dict()),
-                "reflectance": maybe_half(model.refl_corrective.state_dict())}, out / "correctives.pt")
-    if reflectance.resolve() != (out / "reflectance.npz").resolve():
-        shutil.copyfile(reflectance, out / "reflectance.npz")
-    onnx_err = export_onnx(encoder, out / "encoder.onnx")
-    if onnx_err > ONNX_TOLERANCE:
-        raise FacetrackError(f"ONNX export differs from torch by {onnx_err:.2e} (> {ONNX_TOLERANCE})")
+    onnx_err = save_weights(out, encoder, model, c.kind, reflectance, half)
 
     # Load back exactly what the app loads, and draw its curves and validation faces.
     w = load_weights(out, face=FaceModel.load(model_file))
@@ -101,12 +67,13 @@ def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = No
     log = [ln.split(",") for ln in (run / "log.csv").read_text().splitlines()[1:]] if (run / "log.csv").exists() else []
     index = json.loads((cache / "index.json").read_text())
     card = {
-        "date": time.strftime("%Y-%m-%d"), "git_commit": git_commit(), "encoder": cfg["encoder"],
+        "date": time.strftime("%Y-%m-%d"), "git_commit": git_commit(), "encoder": cfg.encoder,
         "encoder_parameters": sum(p.numel() for p in encoder.parameters()),
-        "correctives": c, "optimizer": cfg["optimizer"], "batch_size": cfg["batch_size"],
-        "init": cfg.get("init"), "augment": cfg.get("augment") or {}, "loss_weights": cfg.get("weights") or {},
-        "iterations": {"stage1": cfg["stage1_steps"], "stage2": cfg["stage2_steps"]},
-        "wall_time_s": float(log[-1][3]) if log else None, "device": cfg.get("device"),
+        "correctives": dataclasses.asdict(c), "optimizer": dataclasses.asdict(cfg.optimizer),
+        "batch_size": cfg.batch_size, "init": cfg.init, "augment": dataclasses.asdict(cfg.augment),
+        "loss_weights": cfg.changed_weights(),
+        "iterations": {"stage1": cfg.stage1_steps, "stage2": cfg.stage2_steps},
+        "wall_time_s": float(log[-1][3]) if log else None, "device": cfg.device,
         "data": {"cache": str(cache), "accepted": index["counts"], "rejected": index["rejected"]},
         "reflectance": str(np.load(reflectance)["meta"]) if "meta" in np.load(reflectance) else "",
         "validation": st["val_history"][-1] if st["val_history"] else None,

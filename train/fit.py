@@ -6,14 +6,18 @@ but the parameters themselves are optimized per image instead of regressed by th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
-from facetrack.losses import LandmarkTable, landmark_loss, landmark_points, photometric_l21, statistical_prior
+from facetrack.model.facemodel import FaceModel
+from facetrack.model.ict import SKIN_TONE
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import Camera
 from facetrack.render.formation import view
+from facetrack.render.losses import LandmarkTable, landmark_loss, landmark_points, photometric_l21, statistical_prior
 from facetrack.render.occlusion import zbuffer_visible
 
 DEFAULT_LR = {"alpha_id": 0.05, "alpha_exp": 0.02, "beta": 0.05, "rot": 0.004, "trans": 0.05, "gamma": 0.02}
@@ -92,10 +96,17 @@ def fit(model: MultiLevelModel, table: LandmarkTable, camera: Camera, image: tor
     return FitResult(lay.join({k: v.detach() for k, v in current().items()}), history)
 
 
+def skin_colour_model(face: FaceModel) -> FaceModel:
+    """The face model with a 3-mode reflectance space: one global offset per RGB channel."""
+    basis = np.zeros((3, face.n_vertices, 3), np.float32)
+    for c in range(3):
+        basis[c, :, c] = 1.0
+    return dataclasses.replace(face, refl_mean=np.tile(np.asarray(SKIN_TONE, np.float32), (face.n_vertices, 1)),
+                               refl_basis=basis, refl_sigma=np.full(3, 0.2, np.float32))
+
+
 def _load_model(model_file, reflectance) -> tuple:
-    from facetrack.model.facemodel import FaceModel
-    from facetrack.weights import load_reflectance
-    from train.reflectance import skin_colour_model
+    from facetrack.net.weights import load_reflectance
 
     face = FaceModel.load(model_file)
     face = load_reflectance(face, reflectance) if reflectance else skin_colour_model(face)
@@ -107,14 +118,14 @@ def _frames(path, step: int, max_frames: int):
     import cv2
 
     from facetrack.errors import FacetrackError
-    from facetrack.sources import open_source
+    from facetrack.io.sources import open_source
     from train.prepare import VIDEO_EXTS
 
     if path.suffix.lower() in VIDEO_EXTS:
         out = []
-        for _, i, rgb in open_source(str(path)):
-            if i % step == 0:
-                out.append((f"frame{i:06d}", rgb))
+        for frame in open_source(str(path)):
+            if frame.index % step == 0:
+                out.append((f"frame{frame.index:06d}", frame.rgb))
             if len(out) >= max_frames:
                 break
         return out
@@ -129,17 +140,15 @@ def fit_files(paths, out, steps: int = 300, model_file=None, reflectance=None, v
     """Fit each image, and each video with one shared identity; write params.json, renders and meshes."""
     import json
 
-    import numpy as np
-
-    from facetrack.gallery import base_params
     from facetrack.model.obj import write_obj
+    from facetrack.render.formation import base_params
     from facetrack.render.images import draw, label, save_png, to_uint8
     from facetrack.render.raster_gl import GLRasterizer
     from facetrack.vision.faces import FaceFinder
 
     face, model = _load_model(model_file, reflectance)
     finder, cam, table = FaceFinder(), Camera(), LandmarkTable(face)
-    raster = GLRasterizer(240, 240, supersample=2)
+    raster = GLRasterizer.for_camera(cam, 2)
     lay = model.layout
     summary = []
     for path in paths:

@@ -1,6 +1,6 @@
 """All loss terms of the paper, each returned separately so they are logged and checked one by one.
 
-Image terms (landmarks, photometric, prior) come from facetrack.losses, shared with fitting and the app;
+Image terms (landmarks, photometric, prior) come from facetrack.render.losses, shared with fitting and the app;
 the corrective regularizers live here because only training has learnable corrective bases.
 """
 
@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from facetrack.losses import LandmarkTable, landmark_loss, landmark_points, photometric_l21, statistical_prior
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import Levels, MultiLevelModel
 from facetrack.render.camera import Camera
 from facetrack.render.formation import View, views
+from facetrack.render.losses import LandmarkTable, landmark_loss, landmark_points, photometric_l21, statistical_prior
 
 
 @dataclass

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import torch
 
-from facetrack.losses import photometric_residual
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import Camera
 from facetrack.render.formation import views
 from facetrack.render.images import draw, heat_colors, label, save_png, to_uint8
+from facetrack.render.losses import photometric_residual
 from facetrack.render.raster_gl import GLRasterizer
 
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -94,7 +94,7 @@ def plot_curves(run: Path, out: Path) -> None:
 def validation_renders(model: MultiLevelModel, encoder, images: torch.Tensor, out: Path, vmax: float = 0.3) -> None:
     """Rows of input | base | final | final albedo | final photometric error (heat map, 0..vmax)."""
     cam = Camera()
-    raster = GLRasterizer(240, 240, supersample=2)
+    raster = GLRasterizer.for_camera(cam, 2)
     tris = model.triangles.cpu().numpy()
     p = model.params(encoder(images))
     vb, vf = views(model(p), p, model.triangles, cam)

@@ -26,8 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from facetrack.errors import FacetrackError
-from facetrack.sources import IMAGE_EXTS, open_source
-from facetrack.split import VAL_FRACTION, image_group, is_val
+from facetrack.evaluation.split import VAL_FRACTION, image_group, is_val
+from facetrack.io.sources import IMAGE_EXTS, open_source
 from facetrack.vision.crop import CROP_PER_FACE, CropBox, box_from_landmarks, crop
 from facetrack.vision.faces import Face, FaceFinder
 
@@ -111,7 +111,8 @@ def iter_source(src: Path, video_step: int, max_frames: int) -> Iterator[tuple[s
             yield f"{src.name}#video", src.name, None, {}
             return
         kept = 0
-        for _, frame_no, rgb in frames:
+        for frame in frames:
+            frame_no, rgb = frame.index, frame.rgb
             if kept >= max_frames:
                 break
             if frame_no % video_step == 0:

@@ -12,7 +12,6 @@ sigma. The model is then fixed, as the paper's scan-based one; the correctives l
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -21,31 +20,20 @@ import torch
 from tqdm import tqdm
 
 from facetrack.errors import FacetrackError
-from facetrack.gallery import base_params
-from facetrack.losses import LandmarkTable
 from facetrack.model.facemodel import FaceModel
-from facetrack.model.ict import SKIN_TONE
 from facetrack.model.multilevel import MultiLevelModel
+from facetrack.net.weights import save_reflectance
 from facetrack.render.camera import Camera
-from facetrack.render.formation import view
+from facetrack.render.formation import base_params, view
+from facetrack.render.losses import LandmarkTable
 from facetrack.render.occlusion import zbuffer_visible
 from facetrack.render.points import sample
 from facetrack.render.raster_gl import GLRasterizer
-from facetrack.weights import save_reflectance
 from train.data import CropDataset
-from train.fit import DEFAULT_LR, FitConfig, fit
+from train.fit import DEFAULT_LR, FitConfig, fit, skin_colour_model
 
 MIN_COS = 0.3  # samples seen more obliquely than about 72 degrees are too dark and blurred to trust
 MIN_SHADING = 0.25
-
-
-def skin_colour_model(face: FaceModel) -> FaceModel:
-    """The face model with a 3-mode reflectance space: one global offset per RGB channel."""
-    basis = np.zeros((3, face.n_vertices, 3), np.float32)
-    for c in range(3):
-        basis[c, :, c] = 1.0
-    return dataclasses.replace(face, refl_mean=np.tile(np.asarray(SKIN_TONE, np.float32), (face.n_vertices, 1)),
-                               refl_basis=basis, refl_sigma=np.full(3, 0.2, np.float32))
 
 
 def albedo_samples(face: FaceModel, data: CropDataset, n: int, steps: int, batch: int = 16,
@@ -53,7 +41,7 @@ def albedo_samples(face: FaceModel, data: CropDataset, n: int, steps: int, batch
     """(N, V, 3) albedo samples and (N, V) validity from fitting n photos."""
     model = MultiLevelModel(skin_colour_model(face), n_cg=1, n_cr=1)
     table, cam = LandmarkTable(face), Camera()
-    raster = GLRasterizer(240, 240, supersample=1)
+    raster = GLRasterizer.for_camera(cam, 1)
     cfg = FitConfig(steps=steps, mono_light=True, lr={**DEFAULT_LR})
     out_a, out_v = [], []
     order = np.random.default_rng(0).permutation(len(data))[:n]

@@ -13,7 +13,6 @@ import csv
 import os
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -21,54 +20,33 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from facetrack.encoder import Encoder
 from facetrack.errors import FacetrackError
-from facetrack.losses import landmark_points, photometric_l21
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
+from facetrack.net.encoder import Encoder
+from facetrack.net.weights import load_reflectance, load_weights
 from facetrack.render.camera import Camera
 from facetrack.render.formation import views
-from facetrack.weights import load_reflectance, load_weights
-from train.data import Augment, CropDataset
-from train.losses import LossWeights, TrainingLoss
+from facetrack.render.losses import landmark_points, photometric_l21
+from train.config import TrainConfig, load_config
+from train.data import CropDataset
+from train.losses import TrainingLoss
 
-CONFIG_DIR = Path(__file__).parent / "configs"
 TERMS = ("landmark", "photo_base", "photo_final", "prior", "smooth", "stabilize", "sparsity", "constancy")
 LOG_FIELDS = ("stage", "step", "epoch", "time_s", "total", *TERMS)  # stage 1 leaves the corrective terms empty
 
 
-def load_config(path: Path | None, overrides: list[str]) -> dict:
-    """A YAML config merged with key=value overrides (values parsed as YAML, dotted keys for nesting)."""
-    cfg = yaml.safe_load((path or CONFIG_DIR / "paper.yaml").read_text())
-    for item in overrides:
-        key, _, value = item.partition("=")
-        node = cfg
-        *parents, leaf = key.split(".")
-        for k in parents:
-            node = node.setdefault(k, {})
-        node[leaf] = yaml.safe_load(value)
-    return cfg
-
-
-def loss_weights(cfg: dict) -> LossWeights:
-    known = {f.name for f in fields(LossWeights)}
-    unknown = set(cfg.get("weights") or {}) - known
-    if unknown:
-        raise FacetrackError(f"unknown loss weight(s) in config: {', '.join(sorted(unknown))}")
-    return LossWeights(**(cfg.get("weights") or {}))
-
-
-def make_optimizer(cfg: dict, encoder: Encoder, model: MultiLevelModel, stage: int) -> torch.optim.Optimizer:
-    o = cfg["optimizer"]
-    groups = [{"params": list(encoder.parameters()), "lr": o["lr_encoder"]}]
+def make_optimizer(cfg: TrainConfig, encoder: Encoder, model: MultiLevelModel, stage: int) -> torch.optim.Optimizer:
+    o = cfg.optimizer
+    groups = [{"params": list(encoder.parameters()), "lr": o.lr_encoder}]
     if stage >= 2:  # stage 3 means finished; its checkpoint holds the stage-2 optimizer
-        groups += [{"params": list(model.geo_corrective.parameters()), "lr": o["lr_geometry"]},
-                   {"params": list(model.refl_corrective.parameters()), "lr": o["lr_reflectance"]}]
-    if o["name"] == "adadelta":
+        groups += [{"params": list(model.geo_corrective.parameters()), "lr": o.lr_geometry},
+                   {"params": list(model.refl_corrective.parameters()), "lr": o.lr_reflectance}]
+    if o.name == "adadelta":
         return torch.optim.Adadelta(groups)
-    if o["name"] == "adam":
+    if o.name == "adam":
         return torch.optim.Adam(groups)
-    raise FacetrackError(f"unknown optimizer {o['name']!r} (adadelta or adam)")
+    raise FacetrackError(f"unknown optimizer {o.name!r} (adadelta or adam)")
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -103,52 +81,53 @@ def validate(encoder: Encoder, loss: TrainingLoss, loader: DataLoader, device: t
 class Trainer:
     """Holds the run's state so that it can be checkpointed and resumed at any step."""
 
-    def __init__(self, cfg: dict, cache: Path, out: Path, model_file: Path | None = None,
+    def __init__(self, cfg: TrainConfig, cache: Path, out: Path, model_file: Path | None = None,
                  reflectance: Path | None = None) -> None:
         self.cfg, self.out = cfg, out
         out.mkdir(parents=True, exist_ok=True)
-        want = cfg.get("device", "auto")
+        want = cfg.device
         self.device = torch.device("cuda" if want == "auto" and torch.cuda.is_available() else
                                    ("cpu" if want == "auto" else want))
-        torch.manual_seed(cfg.get("seed", 0))
+        torch.manual_seed(cfg.seed)
         face = FaceModel.load(model_file)
         if reflectance is not None:
             face = load_reflectance(face, reflectance)
         self.face = face
-        c = cfg["correctives"]
-        self.model = MultiLevelModel(face, c["n_geometry"], c["n_reflectance"], c["kind"]).to(self.device)
-        self.encoder = Encoder(self.model.layout, cfg["encoder"]).to(self.device)
-        if cfg.get("init"):
-            self._init_from(Path(cfg["init"]))
-        self.loss = TrainingLoss(face, self.model, Camera(), loss_weights(cfg)).to(self.device)
+        c = cfg.correctives
+        self.model = MultiLevelModel(face, c.n_geometry, c.n_reflectance, c.kind).to(self.device)
+        self.encoder = Encoder(self.model.layout, cfg.encoder).to(self.device)
+        if cfg.init:
+            self._init_from(Path(cfg.init))
+        self.loss = TrainingLoss(face, self.model, Camera(), cfg.weights).to(self.device)
         if self.device.type == "cuda":
             from facetrack.render.raster_nv import NvdiffrastRasterizer
 
-            self.loss.raster = NvdiffrastRasterizer(240, 240)
-        self.train_set = CropDataset(cache, "train", Augment(**(cfg.get("augment") or {})), cfg.get("seed", 0))
+            self.loss.raster = NvdiffrastRasterizer(self.loss.camera.width, self.loss.camera.height)
+        self.train_set = CropDataset(cache, "train", cfg.augment, cfg.seed)
         val = CropDataset(cache, "val")
         if len(self.train_set) == 0:
             raise FacetrackError(f"the cache {cache} has no training images")
-        keep = list(range(min(len(val), cfg.get("max_val", 500))))
+        keep = list(range(min(len(val), cfg.max_val)))
         self.val_loader = DataLoader(torch.utils.data.Subset(val, keep), batch_size=16) if keep else None
-        self.loader = DataLoader(self.train_set, batch_size=cfg["batch_size"], shuffle=True, drop_last=
-                                 len(self.train_set) >= cfg["batch_size"], num_workers=cfg.get("workers", 0),
-                                 generator=torch.Generator().manual_seed(cfg.get("seed", 0)))
+        self.loader = DataLoader(self.train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=
+                                 len(self.train_set) >= cfg.batch_size, num_workers=cfg.workers,
+                                 generator=torch.Generator().manual_seed(cfg.seed))
         self.stage, self.step, self.epoch = 1, 0, 0
         self.t0 = time.time()  # wall time counts across resumes (see resume)
         self.optimizer = make_optimizer(cfg, self.encoder, self.model, 1)
         self.history: list[dict] = []
         self.val_history: list[dict] = []
-        (out / "config.yaml").write_text(yaml.safe_dump({**cfg, "cache": str(cache), "model_file": str(model_file),
+        (out / "config.yaml").write_text(yaml.safe_dump({**cfg.to_dict(), "cache": str(cache),
+                                                         "model_file": str(model_file),
                                                          "reflectance": str(reflectance)}))
 
     def _init_from(self, folder: Path) -> None:
         """Start from a weights folder (the shipped model, say) instead of from scratch: fine-tuning on your
         own footage. Its encoder and correctives must have this config's shapes."""
         w = load_weights(folder, self.face)
-        if w.encoder.backbone_name != self.cfg["encoder"] or w.model.layout != self.model.layout:
+        if w.encoder.backbone_name != self.cfg.encoder or w.model.layout != self.model.layout:
             raise FacetrackError(f"init weights {folder} have encoder {w.encoder.backbone_name!r} and "
-                                 f"{w.model.layout.size} parameters; this config: {self.cfg['encoder']!r} and "
+                                 f"{w.model.layout.size} parameters; this config: {self.cfg.encoder!r} and "
                                  f"{self.model.layout.size} (match encoder and correctives sizes)")
         self.encoder.load_state_dict(w.encoder.state_dict())
         self.model.geo_corrective.load_state_dict(w.model.geo_corrective.state_dict())
@@ -157,7 +136,7 @@ class Trainer:
     def state(self) -> dict:
         return {"encoder": self.encoder.state_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "stage": self.stage, "step": self.step,
-                "epoch": self.epoch, "cfg": self.cfg, "val_history": self.val_history,
+                "epoch": self.epoch, "cfg": self.cfg.to_dict(), "val_history": self.val_history,
                 "rng": torch.get_rng_state(), "elapsed_s": self.elapsed()}
 
     def elapsed(self) -> float:
@@ -198,9 +177,9 @@ class Trainer:
 
     def run(self, progress: bool = True, writer=None) -> dict:
         cfg = self.cfg
-        steps = {1: cfg["stage1_steps"], 2: cfg["stage2_steps"]}
+        steps = {1: cfg.stage1_steps, 2: cfg.stage2_steps}
         per_epoch = max(len(self.loader), 1)
-        val_every = per_epoch if cfg.get("validate_every", "epoch") == "epoch" else int(cfg["validate_every"])
+        val_every = per_epoch if cfg.validate_every == "epoch" else int(cfg.validate_every)
         bar = tqdm(total=steps[1] + steps[2], initial=self.step + (steps[1] if self.stage == 2 else 0),
                    disable=not progress, desc="train")
         while self.stage <= 2:
@@ -219,7 +198,7 @@ class Trainer:
                             writer.add_scalar(f"stage{self.stage}/{k}", v, self.step)
                     if self.step % val_every == 0 or self.step == steps[self.stage]:
                         self._validate(writer)
-                    if self.step % cfg.get("checkpoint_every", 1000) == 0:
+                    if self.step % cfg.checkpoint_every == 0:
                         _save_atomic(self.state(), self.out / "ckpt_last.pt")
                 else:
                     self.epoch += 1
@@ -242,7 +221,7 @@ class Trainer:
         self._log(row, "val.csv")
         if writer is not None:
             for k, x in v.items():
-                writer.add_scalar(f"val/{k}", x, self.step + (self.cfg["stage1_steps"] if self.stage == 2 else 0))
+                writer.add_scalar(f"val/{k}", x, self.step + (self.cfg.stage1_steps if self.stage == 2 else 0))
 
 
 def tensorboard_writer(out: Path):
@@ -253,7 +232,7 @@ def tensorboard_writer(out: Path):
     return SummaryWriter(str(out / "tb"))
 
 
-def train(cfg: dict, cache: Path, out: Path, model_file: Path | None = None, reflectance: Path | None = None,
+def train(cfg: TrainConfig, cache: Path, out: Path, model_file: Path | None = None, reflectance: Path | None = None,
           resume: bool = True, progress: bool = True) -> Trainer:
     trainer = Trainer(cfg, cache, out, model_file, reflectance)
     if resume and (out / "ckpt_last.pt").is_file():

@@ -1,67 +1,61 @@
-"""What the inference thread hands the GUI: the frame and, per level, ready-to-upload vertex arrays."""
+"""What the inference thread hands the GUI: the frame and, per shown level, one array ready to upload.
+
+Built on the inference thread from the frame's Reconstruction (nothing is recomputed here); the GUI thread
+only writes these bytes into a vertex buffer and draws.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from facetrack.losses import photometric_residual
+from facetrack.io.sources import Frame
 from facetrack.render.camera import Camera
-from facetrack.render.formation import View
 from facetrack.render.images import heat_colors
-from facetrack.tracker import FrameResult
+from facetrack.render.reconstruction import LEVELS, Level, Needs
+from facetrack.track.tracker import FrameResult
 from facetrack.vision.crop import CropBox
 
 HEAT_MAX = 0.3  # RGB distance shown at the top of the error colour scale
-
-
-@dataclass
-class LevelMesh:
-    clip: np.ndarray  # (V, 4) clip coordinates over the whole input frame
-    centred: np.ndarray  # (V, 3) camera-frame vertices about their centroid, for the orbit view
-    normal: np.ndarray  # (V, 3) camera frame
-    albedo: np.ndarray  # (V, 3)
-    color: np.ndarray  # (V, 3) shaded
-    heat: np.ndarray  # (V, 3) photometric error colour (0 where not visible)
-    error: float
+VERTEX_FORMAT = ("4f 3f 3f 3f 3f 3f", "in_clip", "in_centred", "in_normal", "in_albedo", "in_color", "in_heat")
+VERTEX_FLOATS = 19
+WINDOW_NEEDS = Needs(frozenset(LEVELS))  # base and final side by side; the error only with the overlay (E)
 
 
 @dataclass
 class Packet:
-    frame: np.ndarray  # (H, W, 3) uint8 RGB
+    frame: np.ndarray | None  # (H, W, 3) uint8 RGB; None when replaying a recording
+    size: tuple[int, int]  # (width, height) of the frame
     index: int
+    timestamp: float  # seconds in the source
     captured: float  # time.monotonic() when the frame was grabbed
     result: FrameResult | None
-    base: LevelMesh | None = None
-    final: LevelMesh | None = None
+    meshes: dict[str, np.ndarray] = field(default_factory=dict)  # level -> (V, VERTEX_FLOATS) float32
 
 
-def frame_clip(v: View, box: CropBox, camera: Camera, width: int, height: int) -> np.ndarray:
+def frame_clip(level: Level, box: CropBox, camera: Camera, width: int, height: int) -> np.ndarray:
     """Clip coordinates of a level over the full frame: crop pixels -> image pixels -> NDC (y up)."""
-    uv_img = box.to_image(v.uv[0].numpy().astype(np.float64))
-    w = -v.v_cam[0, :, 2].numpy().astype(np.float64)
+    uv_img = box.to_image(level.uv.astype(np.float64))
+    w = -level.v_cam[:, 2].astype(np.float64)
     z = ((camera.far + camera.near) * w - 2 * camera.far * camera.near) / (camera.far - camera.near)
     ndc_x = 2 * uv_img[:, 0] / width - 1
     ndc_y = 1 - 2 * uv_img[:, 1] / height
-    return np.stack([ndc_x * w, ndc_y * w, z, w], axis=1).astype(np.float32)
+    return np.stack([ndc_x * w, ndc_y * w, z, w], axis=1)
 
 
-def level_mesh(v: View, image, box: CropBox, camera: Camera, width: int, height: int, error: float) -> LevelMesh:
-    res = photometric_residual(image, v)[0].numpy() * v.visible[0].numpy()
-    cam = v.v_cam[0].numpy()
-    return LevelMesh(frame_clip(v, box, camera, width, height), (cam - cam.mean(0)).astype(np.float32),
-                     v.n_cam[0].numpy().astype(np.float32), v.albedo[0].numpy().clip(0, 1).astype(np.float32),
-                     v.color[0].numpy().clip(0, 1).astype(np.float32), heat_colors(res, HEAT_MAX), error)
+def pack_level(level: Level, box: CropBox, camera: Camera, width: int, height: int) -> np.ndarray:
+    """(V, 19) float32: clip, centred camera-frame position (orbit view), normal, albedo, colour, error heat."""
+    heat = heat_colors(level.residual, HEAT_MAX) if level.residual is not None else np.zeros_like(level.color)
+    cam = level.v_cam
+    return np.ascontiguousarray(np.concatenate(
+        [frame_clip(level, box, camera, width, height), cam - cam.mean(0), level.normal, level.albedo, level.color,
+         heat], axis=1), dtype=np.float32)
 
 
-def make_packet(frame: np.ndarray, index: int, captured: float, r: FrameResult | None, camera: Camera) -> Packet:
-    if r is None:
-        return Packet(frame, index, captured, None)
-    import torch
-
-    image = torch.from_numpy(r.face.crop).permute(2, 0, 1)[None].float() / 255.0
-    h, w = frame.shape[:2]
-    return Packet(frame, index, captured, r,
-                  level_mesh(r.base, image, r.face.box, camera, w, h, r.photo_base),
-                  level_mesh(r.final, image, r.face.box, camera, w, h, r.photo_final))
+def make_packet(frame: Frame, captured: float, r: FrameResult | None, camera: Camera) -> Packet:
+    w, h = frame.frame_size
+    pk = Packet(frame.rgb, (w, h), frame.index, frame.timestamp, captured, r)
+    if r is not None:
+        pk.meshes = {name: pack_level(level, r.box, camera, w, h) for name, level in r.recon.levels.items()}
+    return pk

@@ -1,7 +1,8 @@
 """Capture and inference threads. The GUI thread never waits on either.
 
-Capture keeps only the newest frame (stale frames are dropped, never queued) and paces a video file at its
-own frame rate; inference takes whatever frame is newest when it is free and records every frame it processes.
+Capture keeps only the newest frame (stale frames are dropped, never queued) and paces a source that is not
+live (a video, a recording) at its own frame rate; inference runs the pipeline on whatever frame is newest
+when it is free, with the Needs the window sets, and records every frame it processes.
 """
 
 from __future__ import annotations
@@ -10,44 +11,25 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 from PySide6.QtCore import QThread, Signal
 
 from facetrack.app.packets import make_packet
 from facetrack.errors import FacetrackError
-from facetrack.sources import open_source
-from facetrack.stream.recording import Recorder
-from facetrack.tracker import Tracker
-
-
-class LatestFrame:
-    """A one-slot mailbox: writing replaces, reading takes the newest frame once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._item = None
-        self.dropped = 0
-
-    def put(self, item) -> None:
-        with self._lock:
-            if self._item is not None:
-                self.dropped += 1
-            self._item = item
-
-    def take(self):
-        with self._lock:
-            item, self._item = self._item, None
-            return item
+from facetrack.io.recording import Recorder
+from facetrack.io.sources import Source, open_source
+from facetrack.render.reconstruction import NOTHING, Needs
+from facetrack.track.pipeline import RECORDING_NEEDS, LatestFrame, Pipeline, record
 
 
 class CaptureThread(QThread):
     failed = Signal(str)
+    opened = Signal(object)  # the Source, once open
     finished_source = Signal()
     fps = Signal(float)
 
-    def __init__(self, source: str, mailbox: LatestFrame, realtime: bool = True) -> None:
+    def __init__(self, source: str, mailbox: LatestFrame, realtime: bool = True, layout=None) -> None:
         super().__init__()
-        self.source, self.mailbox, self.realtime = source, mailbox, realtime
+        self.source, self.mailbox, self.realtime, self.layout = source, mailbox, realtime, layout
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -56,18 +38,17 @@ class CaptureThread(QThread):
 
     def run(self) -> None:
         try:
-            frames = open_source(self.source)
-            is_file = not self.source.isdigit() and Path(self.source).is_file()
-            fps = cv2.VideoCapture(self.source).get(cv2.CAP_PROP_FPS) if is_file else 0.0
+            src: Source = open_source(self.source, self.layout)
+            self.opened.emit(src)
             start, count, window = time.monotonic(), 0, time.monotonic()
-            for stamp, index, rgb in frames:
+            for frame in src:
                 if self._stop.is_set():
                     return
-                if self.realtime and is_file and fps > 0:  # play a video at its own rate
-                    delay = start + stamp - time.monotonic()
+                if self.realtime and not src.live:  # play a file at its own rate
+                    delay = start + frame.timestamp - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                self.mailbox.put((rgb, index, time.monotonic()))
+                self.mailbox.put((frame, time.monotonic()))
                 count += 1
                 if time.monotonic() - window >= 1.0:
                     self.fps.emit(count / (time.monotonic() - window))
@@ -83,9 +64,10 @@ class InferenceThread(QThread):
     packet = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, tracker: Tracker, mailbox: LatestFrame) -> None:
+    def __init__(self, pipeline: Pipeline, mailbox: LatestFrame) -> None:
         super().__init__()
-        self.tracker, self.mailbox = tracker, mailbox
+        self.pipeline, self.mailbox = pipeline, mailbox
+        self.needs: Needs = NOTHING  # set by the window from what it shows
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.recorder: Recorder | None = None
@@ -96,8 +78,8 @@ class InferenceThread(QThread):
         self.wait(5000)
         self.stop_recording()
 
-    def start_recording(self, path: Path, source: str) -> None:
-        rec = Recorder(path, self.tracker.model.layout, self.tracker.model.exp_names, source)
+    def start_recording(self, path: Path, source: Source) -> None:
+        rec = self.pipeline.recorder(path, source)
         with self._lock:
             self.recorder = rec
 
@@ -115,18 +97,20 @@ class InferenceThread(QThread):
             if item is None:
                 time.sleep(0.002)
                 continue
-            rgb, index, captured = item
+            frame, captured = item
+            recording = self.recorder is not None
+            needs = self.needs | RECORDING_NEEDS if recording else self.needs
             try:
-                r = self.tracker(rgb)
-                pk = make_packet(rgb, index, captured, r, self.tracker.camera)
+                r = self.pipeline(frame, needs)
+                pk = make_packet(frame, captured, r, self.pipeline.camera)
             except Exception as e:  # noqa: BLE001 - keep the app up; say what broke
-                self.failed.emit(f"reconstruction failed on frame {index}: {e}")
+                self.failed.emit(f"reconstruction failed on frame {frame.index}: {e}")
                 continue
             self.processed += 1
             with self._lock:
                 if self.recorder is not None and r is not None:
                     try:
-                        self.recorder.write(captured, index, r.x, r.photo_base, r.photo_final)
+                        record(self.recorder, frame, r)
                     except FacetrackError as e:
                         self.recorder = None
                         self.failed.emit(str(e))

@@ -2,7 +2,7 @@
 
 Each half shows the input frame with the level drawn over it by the estimated camera, or (orbit view) the
 level alone, turned with the mouse. View modes: shaded, albedo, geometry, wireframe; the photometric-error
-heat map can be laid over any of them.
+heat map can be laid over any of them. Painting uploads the packet's ready arrays and draws; nothing else.
 """
 
 from __future__ import annotations
@@ -14,22 +14,24 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
-from facetrack.app.packets import LevelMesh, Packet
+from facetrack.app.packets import VERTEX_FLOATS, VERTEX_FORMAT, Packet
 from facetrack.render import glsl
+from facetrack.render.reconstruction import LEVELS
 
 MODES = ("shaded", "albedo", "geometry", "wireframe")
-LEVELS = ("base", "final")
 
 
-def orbit_clip(centred: np.ndarray, yaw: float, pitch: float, aspect: float, distance: float = 55.0) -> np.ndarray:
-    """Clip coordinates of camera-frame vertices turned by (yaw, pitch) and seen from `distance` cm."""
+def orbit_matrix(yaw: float, pitch: float, aspect: float, distance: float = 55.0) -> np.ndarray:
+    """4x4 projection x view matrix: centred vertices turned by (yaw, pitch), seen from `distance` cm."""
     cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
     R = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]]) @ np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    v = centred @ R.T.astype(np.float32)
-    z = v[:, 2] - distance
+    view = np.eye(4)
+    view[:3, :3] = R
+    view[2, 3] = -distance
     f, near, far = 1 / math.tan(math.radians(15)), 5.0, 500.0
-    return np.stack([f / aspect * v[:, 0], f * v[:, 1], (far + near) / (near - far) * z + 2 * far * near / (near - far),
-                     -z], axis=1).astype(np.float32)
+    proj = np.array([[f / aspect, 0, 0, 0], [0, f, 0, 0],
+                     [0, 0, (far + near) / (near - far), 2 * far * near / (near - far)], [0, 0, -1, 0]])
+    return proj @ view
 
 
 class Viewport(QOpenGLWidget):
@@ -70,20 +72,22 @@ class Viewport(QOpenGLWidget):
         quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
         self.bg_vao = self.ctx.vertex_array(self.bg_prog, [(self.ctx.buffer(quad.tobytes()), "2f", "in_pos")])
         self.ibo = self.ctx.buffer(self.triangles.tobytes())
-        self.vbo = self.ctx.buffer(reserve=int(self.triangles.max() + 1) * 16 * 4, dynamic=True)
-        self.mesh_vao = self.ctx.vertex_array(
-            self.mesh_prog, [(self.vbo, "4f 3f 3f 3f 3f", "in_clip", "in_normal", "in_albedo", "in_color", "in_heat")],
-            self.ibo)
+        self.vbo = self.ctx.buffer(reserve=int(self.triangles.max() + 1) * VERTEX_FLOATS * 4, dynamic=True)
+        self.mesh_vao = self.ctx.vertex_array(self.mesh_prog, [(self.vbo, *VERTEX_FORMAT)], self.ibo)
         self.texture = None
+        self._uploaded = None  # the frame now in the texture
 
     def _upload_frame(self, frame: np.ndarray) -> None:
+        if self._uploaded is frame:
+            return
         h, w = frame.shape[:2]
         if self.texture is None or self.texture.size != (w, h):
             if self.texture is not None:
                 self.texture.release()
             self.texture = self.ctx.texture((w, h), 3, alignment=1)
             self.texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
-        self.texture.write(np.ascontiguousarray(frame).tobytes())
+        self.texture.write(np.ascontiguousarray(frame))
+        self._uploaded = frame
 
     def _rects(self, aspect: float) -> list[tuple[int, int, int, int]]:
         r = self.devicePixelRatio()
@@ -102,24 +106,26 @@ class Viewport(QOpenGLWidget):
         pk = self.packet
         if pk is None:
             return
-        h, w = pk.frame.shape[:2]
-        self._upload_frame(pk.frame)
+        w, h = pk.size
+        if pk.frame is not None:
+            self._upload_frame(pk.frame)
         for rect, level in zip(self._rects(w / h), LEVELS, strict=True):
             self.ctx.viewport = rect
             self.ctx.disable(moderngl.DEPTH_TEST)
-            if not self.orbit:
+            if not self.orbit and pk.frame is not None:
                 self.texture.use(0)
                 self.bg_prog["frame"] = 0
                 self.bg_prog["dim"] = 1.0
                 self.bg_vao.render(moderngl.TRIANGLE_STRIP)
-            mesh: LevelMesh | None = getattr(pk, level)
+            mesh = pk.meshes.get(level)
             if mesh is None:
                 continue
-            clip = orbit_clip(mesh.centred, self.yaw, self.pitch, rect[2] / rect[3]) if self.orbit else mesh.clip
-            data = np.concatenate([clip, mesh.normal, mesh.albedo, mesh.color, mesh.heat], axis=1)
-            self.vbo.write(np.ascontiguousarray(data, np.float32).tobytes())
+            self.vbo.write(mesh)
             self.ctx.enable(moderngl.DEPTH_TEST)
             self.ctx.wireframe = self.mode == 3
+            self.mesh_prog["orbit"] = int(self.orbit)
+            self.mesh_prog["orbit_mvp"].write(orbit_matrix(self.yaw, self.pitch, rect[2] / rect[3]).T
+                                              .astype(np.float32).tobytes())
             self.mesh_prog["mode"] = self.mode
             self.mesh_prog["overlay"] = 0.8 if self.overlay else 0.0
             self.mesh_prog["opacity"] = 1.0

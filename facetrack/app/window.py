@@ -1,4 +1,8 @@
-"""The main window: viewport (base | final), live plots, status line, recording, shortcuts."""
+"""The main window: viewport (base | final), live plots, status line, recording, shortcuts.
+
+One window for live tracking and playback: a recording is just another source. In playback the source and
+record actions are absent (there is no camera to switch to and nothing new to record).
+"""
 
 from __future__ import annotations
 
@@ -6,76 +10,28 @@ import time
 from collections import deque
 from pathlib import Path
 
-import numpy as np
-import pyqtgraph as pg
-import torch
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QImage, QKeySequence, QPixmap
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QVBoxLayout, QWidget
 
-from facetrack.app.packets import HEAT_MAX, Packet, level_mesh
+from facetrack.app.packets import WINDOW_NEEDS, Packet
+from facetrack.app.plots import Plots
 from facetrack.app.threads import CaptureThread, InferenceThread, LatestFrame
 from facetrack.app.viewport import MODES, Viewport
 from facetrack.errors import FacetrackError
-from facetrack.render.formation import views
-from facetrack.render.images import heat_colors
-from facetrack.stream.recording import read_recording
-from facetrack.tracker import Tracker
-from facetrack.vision.crop import CropBox
-
-PLOTTED_EXPRESSIONS = ("jawOpen", "eyeBlink_L", "eyeBlink_R", "mouthSmile_L", "mouthSmile_R", "browInnerUp_L")
-HISTORY = 300
-
-
-class Plots(QWidget):
-    """Rolling plots of pose, translation, chosen expressions and photometric error of both levels."""
-
-    def __init__(self, exp_names: list[str]) -> None:
-        super().__init__()
-        lay = QVBoxLayout(self)
-        self.exp_idx = [exp_names.index(n) for n in PLOTTED_EXPRESSIONS if n in exp_names]
-        specs = [("head pose (deg)", ("yaw", "pitch", "roll")), ("translation (cm)", ("x", "y", "z + 115")),
-                 ("expressions", tuple(exp_names[i] for i in self.exp_idx)),
-                 ("photometric error", ("base", "final"))]
-        self.curves, self.data = {}, {}
-        for title, names in specs:
-            w = pg.PlotWidget(title=title)
-            w.addLegend(offset=(5, 5))
-            w.setMinimumHeight(120)
-            for k, n in enumerate(names):
-                key = f"{title}/{n}"
-                self.curves[key] = w.plot(pen=pg.intColor(k, hues=max(len(names), 3)), name=n)
-                self.data[key] = deque(maxlen=HISTORY)
-            lay.addWidget(w)
-        bar = (heat_colors(np.linspace(0, HEAT_MAX, 256), HEAT_MAX)[None].repeat(14, 0) * 255).astype(np.uint8)
-        img = QImage(bar.tobytes(), 256, 14, 256 * 3, QImage.Format.Format_RGB888)
-        scale = QLabel()
-        scale.setPixmap(QPixmap.fromImage(img.copy()))
-        lay.addWidget(QLabel(f"error overlay: 0 (dark) to {HEAT_MAX} (bright) RGB distance"))
-        lay.addWidget(scale)
-
-    def add(self, p: dict[str, np.ndarray], photo: tuple[float, float]) -> None:
-        rot = np.degrees(p["rot"])
-        values = {"head pose (deg)/yaw": rot[1], "head pose (deg)/pitch": rot[0], "head pose (deg)/roll": rot[2],
-                  "translation (cm)/x": p["trans"][0], "translation (cm)/y": p["trans"][1],
-                  "translation (cm)/z + 115": p["trans"][2] + 115, "photometric error/base": photo[0],
-                  "photometric error/final": photo[1]}
-        for key in self.curves:
-            if key.startswith("expressions/"):
-                values[key] = p["exp_by_name"][key.split("/", 1)[1]]
-        for key, v in values.items():
-            self.data[key].append(float(v))
-            self.curves[key].setData(np.fromiter(self.data[key], float))
+from facetrack.io.sources import Source
+from facetrack.render.reconstruction import Needs
+from facetrack.track.pipeline import Pipeline
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, tracker: Tracker, source: str | None = None, record: Path | None = None,
-                 realtime: bool = True) -> None:
+    def __init__(self, pipeline: Pipeline, source: str | None = None, record: Path | None = None,
+                 realtime: bool = True, playback: bool = False) -> None:
         super().__init__()
-        self.tracker, self.realtime, self.record_path = tracker, realtime, record
-        self.setWindowTitle("facetrack")
-        self.model = tracker.model
-        self.viewport = Viewport(tracker.weights.face.triangles)
+        self.pipeline, self.realtime, self.record_path, self.playback = pipeline, realtime, record, playback
+        self.setWindowTitle("facetrack" + (" - playback" if playback else ""))
+        self.model = pipeline.model
+        self.viewport = Viewport(self.model.triangles.numpy())
         self.banner = QLabel()
         self.banner.setStyleSheet("background:#7a1f1f;color:white;padding:6px;font-weight:bold")
         self.banner.hide()
@@ -89,7 +45,7 @@ class MainWindow(QMainWindow):
         left.addLayout(heads)
         left.addWidget(self.viewport, 1)
         self.plots = Plots(self.model.exp_names)
-        self.plots.setFixedWidth(380)
+        self.plots.setFixedWidth(400)
         root = QHBoxLayout()
         root.addLayout(left, 1)
         root.addWidget(self.plots)
@@ -98,12 +54,15 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.status = QLabel("no source")
         self.statusBar().addWidget(self.status, 1)
+        self.record_action: QAction | None = None
         self._make_actions()
         self.capture_fps, self.latency_ms, self.infer_ms, self.frames = 0.0, 0.0, 0.0, 0
+        self.latencies: deque[float] = deque(maxlen=1000)  # capture-to-display, ms
         self.capture: CaptureThread | None = None
         self.inference: InferenceThread | None = None
+        self.opened: Source | None = None
         self.source = source
-        self.resize(1280, 720)
+        self.resize(1280, 760)
         if source is not None:
             self.open_source(source)
 
@@ -111,19 +70,21 @@ class MainWindow(QMainWindow):
     def _make_actions(self) -> None:
         """Menus, a toolbar with the same actions, and a keyboard shortcut for each."""
         bar = self.addToolBar("controls")
-        menu = self.menuBar().addMenu("&Source")
-        bar.addAction(self._action(menu, "Open video or image folder…", "Ctrl+O", self._choose_file))
-        bar.addAction(self._action(menu, "Camera…", "Ctrl+K", self._choose_camera))
-        bar.addSeparator()
+        if not self.playback:
+            menu = self.menuBar().addMenu("&Source")
+            bar.addAction(self._action(menu, "Open video or image folder…", "Ctrl+O", self._choose_file))
+            bar.addAction(self._action(menu, "Camera…", "Ctrl+K", self._choose_camera))
+            bar.addSeparator()
         view = self.menuBar().addMenu("&View")
         for k, name in enumerate(MODES):
             bar.addAction(self._action(view, name.capitalize(), str(k + 1), lambda *_, k=k: self.viewport.set_mode(k)))
-        bar.addAction(self._action(view, "Error overlay", "E", self.viewport.toggle_overlay))
+        bar.addAction(self._action(view, "Error overlay", "E", self._toggle_overlay))
         bar.addAction(self._action(view, "Orbit view", "O", self.viewport.toggle_orbit))
-        bar.addSeparator()
-        rec = self.menuBar().addMenu("&Record")
-        self.record_action = self._action(rec, "Start recording", "R", self.toggle_recording)
-        bar.addAction(self.record_action)
+        if not self.playback:
+            bar.addSeparator()
+            rec = self.menuBar().addMenu("&Record")
+            self.record_action = self._action(rec, "Start recording", "R", self.toggle_recording)
+            bar.addAction(self.record_action)
 
     def _action(self, menu, text: str, key: str, slot) -> QAction:
         a = QAction(text, self)
@@ -143,6 +104,18 @@ class MainWindow(QMainWindow):
         if ok:
             self.open_source(str(index))
 
+    def _toggle_overlay(self) -> None:
+        self.viewport.toggle_overlay()
+        self._update_needs()
+
+    def needs(self) -> Needs:
+        """What the viewport shows: both levels, and the photometric error while the overlay is on."""
+        return Needs(WINDOW_NEEDS.levels, photometric=self.viewport.overlay)
+
+    def _update_needs(self) -> None:
+        if self.inference is not None:
+            self.inference.needs = self.needs()
+
     # -- pipeline ----------------------------------------------------------------------------------------
     def show_error(self, message: str) -> None:
         self.banner.setText(message)
@@ -152,18 +125,25 @@ class MainWindow(QMainWindow):
         self.stop()
         self.banner.hide()
         self.source = source
-        self.tracker.reset()
+        self.pipeline.reset()
+        self.plots.clear()
         mailbox = LatestFrame()
-        self.capture = CaptureThread(source, mailbox, self.realtime)
-        self.inference = InferenceThread(self.tracker, mailbox)
+        layout = self.model.layout if self.playback else None
+        self.capture = CaptureThread(source, mailbox, self.realtime, layout)
+        self.inference = InferenceThread(self.pipeline, mailbox)
+        self._update_needs()
         self.capture.failed.connect(self.show_error)
+        self.capture.opened.connect(self._on_opened)
         self.capture.fps.connect(self._on_fps)
         self.capture.finished_source.connect(lambda: self.status.setText(self.status.text() + " · end of source"))
         self.inference.failed.connect(self.show_error)
         self.inference.packet.connect(self.on_packet)
         self.inference.start()
         self.capture.start()
-        if self.record_path is not None:
+
+    def _on_opened(self, src: Source) -> None:
+        self.opened = src
+        if self.record_path is not None and not self.playback:
             self.toggle_recording()
 
     def stop(self) -> None:
@@ -179,25 +159,25 @@ class MainWindow(QMainWindow):
         self.frames += 1
         self.viewport.set_packet(pk)
         self.latency_ms = 1e3 * (time.monotonic() - pk.captured)
+        self.latencies.append(self.latency_ms)
         if pk.result is not None:
             self.infer_ms = sum(pk.result.ms.values())
-            p = {k: v[0].numpy() for k, v in self.model.params(torch.from_numpy(pk.result.x)[None]).items()}
-            p["exp_by_name"] = dict(zip(self.model.exp_names, p["alpha_exp"], strict=True))
-            self.plots.add(p, (pk.result.photo_base, pk.result.photo_final))
+            self.plots.add(pk.timestamp, pk.result)
         face = "face" if pk.result is not None else "no face"
         rec = f" · recording {self.inference.recorder.frames} frames" if self.inference and self.inference.recorder \
             else ""
-        self.status.setText(f"capture {self.capture_fps:.1f} FPS · inference {self.infer_ms:.0f} ms · "
+        what = f"playing {self.source} · " if self.playback else ""
+        self.status.setText(f"{what}capture {self.capture_fps:.1f} FPS · inference {self.infer_ms:.0f} ms · "
                             f"latency {self.latency_ms:.0f} ms · {self.frames} frames · {face}{rec}")
 
     def toggle_recording(self) -> None:
-        if self.inference is None:
+        if self.inference is None or self.opened is None or self.record_action is None:
             self.show_error("nothing to record: open a source first")
             return
         if self.inference.recorder is None:
             path = self.record_path or Path(time.strftime("facetrack-%Y%m%d-%H%M%S.ftrec"))
             try:
-                self.inference.start_recording(path, str(self.source))
+                self.inference.start_recording(path, self.opened)
             except FacetrackError as e:
                 self.show_error(str(e))
                 return
@@ -212,42 +192,3 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.stop()
         super().closeEvent(event)
-
-
-class PlaybackWindow(MainWindow):
-    """`facetrack play`: a recording replayed into the viewport (orbit view: recordings hold no images)."""
-
-    def __init__(self, tracker: Tracker, recording: Path) -> None:
-        super().__init__(tracker)
-        rec = read_recording(recording)
-        if len(rec) == 0:
-            raise FacetrackError(f"the recording {recording} holds no frames")
-        self.xs = rec.params(self.model.layout)
-        self.stamps = rec.timestamp - rec.timestamp[0]
-        self.viewport.orbit = True
-        self.index, self.t0 = 0, time.monotonic()
-        self.timer = QTimer(self)
-        self.timer.timeout.connect(self._tick)
-        self.timer.start(10)
-        self.status.setText(f"playing {recording} ({len(rec)} frames)")
-
-    @torch.no_grad()
-    def _tick(self) -> None:
-        now = time.monotonic() - self.t0
-        if self.index >= len(self.xs):
-            self.index, self.t0 = 0, time.monotonic()
-            return
-        if self.stamps[self.index] > now:
-            return
-        x = torch.from_numpy(self.xs[self.index])[None]
-        p = self.model.params(x)
-        vb, vf = views(self.model(p), p, self.model.triangles, self.tracker.camera)
-        frame = np.zeros((240, 240, 3), np.uint8)
-        box, img = CropBox(120.0, 120.0, 240.0), torch.zeros(1, 3, 240, 240)
-        pk = Packet(frame, self.index, time.monotonic(), None,
-                    level_mesh(vb, img, box, self.tracker.camera, 240, 240, 0.0),
-                    level_mesh(vf, img, box, self.tracker.camera, 240, 240, 0.0))
-        pk.base.heat[:] = 0
-        pk.final.heat[:] = 0
-        self.viewport.set_packet(pk)
-        self.index += 1

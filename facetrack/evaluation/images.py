@@ -22,16 +22,16 @@ import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
-from facetrack.evaluation.photos import reconstructions
+from facetrack.evaluation.metrics import photometric_pixels
 from facetrack.evaluation.report import share, skipped, stats
-from facetrack.metrics import photometric_pixels
+from facetrack.evaluation.split import image_group, is_val
+from facetrack.io.sources import IMAGE_EXTS
 from facetrack.model.facemodel import NARROW_FACE
-from facetrack.render.formation import View
 from facetrack.render.images import heat_colors, label, save_png, to_uint8
 from facetrack.render.raster_gl import GLRasterizer
-from facetrack.sources import IMAGE_EXTS
-from facetrack.split import image_group, is_val
-from facetrack.tracker import FrameResult, Tracker
+from facetrack.render.reconstruction import Level, Needs
+from facetrack.track.photos import reconstructions
+from facetrack.track.tracker import FrameResult, Tracker
 from facetrack.vision.identity import FaceEmbedder, cosine, same_person
 
 FULL_COVERAGE = 0.999  # pixels at silhouette edges mix face and background: not counted
@@ -50,15 +50,15 @@ def image_files(folder: Path, split: str = "all", limit: int | None = None) -> l
     return files[:limit] if limit else files
 
 
-def render_level(raster: GLRasterizer, tracker: Tracker, v: View
+def render_level(raster: GLRasterizer, tracker: Tracker, level: Level
                  ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(240, 240, 3) rendering, its coverage, and per region the pixels that count for the photometric
     error: 'face' (the narrow face area, as the paper's face region) and 'full' (the whole model area:
     ears, neck and the forehead up to the hairline too), both inside the photometric mask."""
     mask = tracker.model.photo_mask.numpy()
     narrow = (np.arange(len(mask)) < NARROW_FACE).astype(np.float32)
-    clip = tracker.camera.clip(v.v_cam[0]).numpy()
-    attrs = np.concatenate([v.color[0].clamp(0, 1).numpy(), mask[:, None], (mask * narrow)[:, None]], axis=1)
+    clip = tracker.camera.clip(torch.from_numpy(level.v_cam)).numpy()
+    attrs = np.concatenate([level.color, mask[:, None], (mask * narrow)[:, None]], axis=1)
     out, cov = raster.render(clip, tracker.weights.face.triangles, attrs)
     out = out / np.maximum(cov, 1e-6)[..., None]
     full = cov >= FULL_COVERAGE
@@ -82,10 +82,9 @@ class _Identity:
         return self.embed(crop, (x, y, w, h)), self.embed(mirrored, (crop.shape[1] - x - w, y, w, h))
 
 
-@torch.no_grad()
 def eval_images(tracker: Tracker, files: list[Path], levels: tuple[str, ...] = ("base", "final"),
                 identity: bool = True, examples: Path | None = None) -> dict:
-    raster = GLRasterizer(240, 240, supersample=2)
+    raster = GLRasterizer.for_camera(tracker.camera, 2)
     ident = _Identity() if identity else None
     photo = {lv: {"face": [], "full": []} for lv in levels}
     vertex_photo = {lv: [] for lv in levels}
@@ -97,7 +96,7 @@ def eval_images(tracker: Tracker, files: list[Path], levels: tuple[str, ...] = (
     previous_embedding = None
     rows = []
     try:
-        for _, _, r in reconstructions(tracker, files, missing):
+        for _, _, r in reconstructions(tracker, files, missing, Needs(frozenset(levels), photometric=True)):
             crop = r.face.crop.astype(np.float32) / 255.0
             if ident:
                 e_in, e_mirror = ident.photo(r)
@@ -109,12 +108,11 @@ def eval_images(tracker: Tracker, files: list[Path], levels: tuple[str, ...] = (
                 previous_embedding = e_in
             row = [to_uint8(crop)]
             for lv in levels:
-                v = r.base if lv == "base" else r.final
-                rgb, cov, regions = render_level(raster, tracker, v)
+                rgb, cov, regions = render_level(raster, tracker, r.recon.levels[lv])
                 for region, counted in regions.items():
                     err = photometric_pixels(rgb, crop, counted)
                     photo[lv][region].append(float(err.mean()) if err.size else float("nan"))
-                vertex_photo[lv].append(r.photo_base if lv == "base" else r.photo_final)
+                vertex_photo[lv].append(r.photometric[lv])
                 counted = regions["face"]
                 pixels += int(counted.sum())
                 over = rgb * cov[..., None] + (1 - cov[..., None]) * crop

@@ -22,12 +22,13 @@ import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
-from facetrack.evaluation.photos import reconstructions
+from facetrack.evaluation.metrics import angle_errors_deg, nme_bbox
 from facetrack.evaluation.report import skipped, stats
-from facetrack.metrics import angle_errors_deg, nme_bbox
+from facetrack.io.sources import IMAGE_EXTS
 from facetrack.render.camera import matrix_to_euler
-from facetrack.sources import IMAGE_EXTS
-from facetrack.tracker import Tracker
+from facetrack.render.reconstruction import Needs
+from facetrack.track.photos import reconstructions
+from facetrack.track.tracker import Tracker
 
 YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
 FLIP_YZ = np.diag([1.0, -1.0, -1.0])  # OpenCV camera frame (y down, z forward) <-> ours (y up, z back)
@@ -73,7 +74,6 @@ def _image_for(mat: Path) -> Path | None:
     return None
 
 
-@torch.no_grad()
 def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("base", "final"),
                    limit: int | None = None) -> dict:
     if not folder.is_dir():
@@ -94,17 +94,18 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
             annotated[image] = read_annotation(mat)
         except ValueError as e:
             missing[str(e)] += 1
-    for image, img, r in reconstructions(tracker, annotated, missing):
+    landmark_idx = model.landmarks.numpy()
+    for image, img, r in reconstructions(tracker, annotated, missing, Needs(frozenset(levels))):
         gt, gt_pose = annotated[image]
         for lv in levels:
-            uv = (r.base if lv == "base" else r.final).uv[0, model.landmarks].numpy()
-            nme[lv].append(nme_bbox(r.face.box.to_image(uv) - 0.5, gt))  # pixel centres -> pixel indices
+            uv = r.recon.levels[lv].uv[landmark_idx].astype(np.float64)
+            nme[lv].append(nme_bbox(r.box.to_image(uv) - 0.5, gt))  # pixel centres -> pixel indices
         nme_dlib.append(nme_bbox(r.face.image_landmarks - 0.5, gt))
         if gt_pose is None:
             yaws.append(np.nan)
             continue
         yaws.append(abs(gt_pose[1]))
-        pred = np.degrees(model.params(torch.from_numpy(r.x)[None])["rot"][0].double().numpy())
+        pred = r.recon.rotation_deg.astype(np.float64)
         pose_err.append(angle_errors_deg(pred, gt_pose))
         pnp = pnp_pose_deg(mean_lm, r.face.image_landmarks - 0.5, img.shape[:2])
         pnp_err.append(angle_errors_deg(pnp, gt_pose))

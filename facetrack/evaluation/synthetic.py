@@ -1,6 +1,6 @@
 """`facetrack eval synthetic`: geometry and pose against exact ground truth.
 
-A fixed-seed set of synthetic faces (facetrack.synth), rendered once and cached under
+A fixed-seed set of synthetic faces (facetrack.render.synthetic), rendered once and cached under
 $FACETRACK_HOME/eval/, goes through the whole pipeline (detection, landmarks, crop, encoder). Per face:
 the mean and median per-vertex error in millimetres on the narrow face area (ICT vertices 0-6705) after
 similarity alignment (rotation, translation, isotropic scale, as in the paper), for each level, and the
@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from facetrack import paths
-from facetrack.evaluation.photos import reconstructions
+from facetrack.evaluation.metrics import aligned_vertex_error_mm, angle_errors_deg, nme_bbox, rotation_error_deg
 from facetrack.evaluation.report import skipped, stats
-from facetrack.metrics import aligned_vertex_error_mm, angle_errors_deg, nme_bbox, rotation_error_deg
 from facetrack.model.facemodel import NARROW_FACE
 from facetrack.render.camera import euler_to_matrix
-from facetrack.synth import SynthConfig, generate
-from facetrack.tracker import Tracker
+from facetrack.render.reconstruction import Needs
+from facetrack.render.synthetic import SynthConfig, generate
+from facetrack.track.photos import reconstructions
+from facetrack.track.tracker import Tracker
 
 
 def synthetic_set(tracker: Tracker, n: int, seed: int, backgrounds: Path | None) -> Path:
@@ -40,7 +41,6 @@ def synthetic_set(tracker: Tracker, n: int, seed: int, backgrounds: Path | None)
 WRONG_FACE_NME = 0.25  # detected landmarks this far from the rendered face's (NME) belong to another face
 
 
-@torch.no_grad()
 def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: Path | None = None,
                    levels: tuple[str, ...] = ("base", "final")) -> dict:
     folder = synthetic_set(tracker, n, seed, backgrounds)
@@ -52,24 +52,23 @@ def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: P
     reference, dlib_nme, frontal = [], [], []
     geodesic, per_axis, missing = [], [], Counter()
     files = [folder / "images" / f"{i:06d}.png" for i in range(n)]
-    for path, _, r in reconstructions(tracker, files, missing):
+    needs = Needs(frozenset(levels))
+    for path, _, r in reconstructions(tracker, files, missing, needs):
         i = int(path.stem)
         detected = nme_bbox(r.face.image_landmarks, z["landmarks"][i].astype(np.float64))
         if detected > WRONG_FACE_NME:
             missing["another face found (the background photo's)"] += 1
             continue
         dlib_nme.append(detected)
-        p = model.params(torch.from_numpy(r.x)[None])
-        lv = model(p)
         gt = z["vertices"][i][:NARROW_FACE].astype(np.float64)
-        for name in levels:
-            v = (lv.v_base if name == "base" else lv.v_final)[0, :NARROW_FACE].numpy().astype(np.float64)
+        for name in levels:  # camera-frame vertices: the similarity alignment removes the pose
+            v = r.recon.levels[name].v_cam[:NARROW_FACE].astype(np.float64)
             mean, median = aligned_vertex_error_mm(v, gt)
             errors[name]["mean"].append(mean)
             errors[name]["median"].append(median)
         reference.append(aligned_vertex_error_mm(mean_face, gt)[0])
         gt_rot = z["params"][i, rot_at : rot_at + 3].astype(np.float64)
-        pred_rot = p["rot"][0].double().numpy()
+        pred_rot = r.recon.params["rot"].astype(np.float64)
         geodesic.append(rotation_error_deg(euler_to_matrix(torch.from_numpy(pred_rot)).numpy(),
                                            euler_to_matrix(torch.from_numpy(gt_rot)).numpy()))
         per_axis.append(angle_errors_deg(np.degrees(pred_rot), np.degrees(gt_rot)))

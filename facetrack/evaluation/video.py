@@ -18,13 +18,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from facetrack.errors import FacetrackError
+from facetrack.evaluation.metrics import face_size, jitter
 from facetrack.evaluation.report import skipped, stats
-from facetrack.metrics import face_size, jitter
-from facetrack.sources import open_source
-from facetrack.tracker import Tracker
+from facetrack.io.sources import open_source
+from facetrack.track.tracker import Tracker
 
 SMOOTH_FRAMES = 9
 STILL = 0.002  # face sizes per frame (0.46 px at a 230 px face)
@@ -45,13 +44,13 @@ def still_pairs(points: np.ndarray, still: float = STILL, window: int = SMOOTH_F
     return np.nan_to_num(motion, nan=np.inf) < still
 
 
-@torch.no_grad()
 def track_video(tracker: Tracker, path: Path, max_frames: int | None = None) -> dict[str, np.ndarray]:
     """Per frame: model landmarks, raw and mirror-averaged dlib landmarks, (T, 68, 2), NaN where lost."""
     tracker.reset()
     ours, raw, fed = [], [], []
     nan = np.full((68, 2), np.nan)
-    for _, _, rgb in open_source(str(path)):
+    for frame in open_source(str(path)):
+        rgb = frame.rgb
         r = tracker(rgb)
         if r is None:
             ours.append(nan)

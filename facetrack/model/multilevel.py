@@ -62,13 +62,18 @@ class Levels:
 
 
 def vertex_normals(v: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals of (B, V, 3) vertices."""
+    """Area-weighted unit vertex normals of (B, V, 3) vertices.
+
+    One flat index_add over (B * V) rows: a batched index_add along dim 1 is four times slower on the CPU.
+    """
+    B, V = v.shape[:2]
     a, b, c = (v[:, triangles[:, k]] for k in range(3))
-    fn = torch.cross(b - a, c - a, dim=-1)
-    n = torch.zeros_like(v)
+    fn = torch.cross(b - a, c - a, dim=-1).reshape(-1, 3)
+    offset = (torch.arange(B, device=v.device) * V)[:, None]
+    n = v.new_zeros(B * V, 3)
     for k in range(3):
-        n = n.index_add(1, triangles[:, k], fn)
-    return nn.functional.normalize(n, dim=-1, eps=1e-12)
+        n = n.index_add(0, (triangles[:, k][None] + offset).reshape(-1), fn)
+    return nn.functional.normalize(n.view(B, V, 3), dim=-1, eps=1e-12)
 
 
 class MultiLevelModel(nn.Module):

@@ -1,7 +1,7 @@
 """One level of the face seen through the camera: the quantities every consumer shares.
 
 Training, fitting, evaluation and the app's error overlay all build a `View` here and compare it with
-the image through `facetrack.losses`, so the image formation model has exactly one implementation.
+the image through `facetrack.render.losses`, so the image formation model has exactly one implementation.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
-from facetrack.model.multilevel import Levels, vertex_normals
-from facetrack.render.camera import Camera, euler_to_matrix
+from facetrack.model.multilevel import Levels, MultiLevelModel, vertex_normals
+from facetrack.render.camera import DEFAULT_TRANSLATION, Camera, euler_to_matrix
 from facetrack.render.points import front_facing, inside
-from facetrack.render.sh import irradiance
+from facetrack.render.sh import default_gamma, irradiance
 
 
 @dataclass
@@ -46,3 +46,12 @@ def views(levels: Levels, p: dict[str, torch.Tensor], triangles: torch.Tensor,
     """Base and final level views."""
     return (view(levels.v_base, levels.r_base, p, triangles, camera),
             view(levels.v_final, levels.r_final, p, triangles, camera))
+
+
+def base_params(model: MultiLevelModel, batch: int = 1) -> dict[str, torch.Tensor]:
+    """The rest state of image formation: mean face, frontal, at the default distance, under the default light."""
+    x = torch.zeros(batch, model.layout.size)
+    p = {k: t.clone() for k, t in model.layout.split(x).items()}
+    p["trans"][:] = torch.tensor(DEFAULT_TRANSLATION)
+    p["gamma"][:] = default_gamma(batch)
+    return p

@@ -6,7 +6,7 @@ coordinates as the nvdiffrast path and returns per-pixel attributes and coverage
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -16,15 +16,14 @@ from facetrack.render import glsl
 MAX_ATTRS = 7  # two RGBA targets, one channel kept for coverage
 
 
-def _release_qt_context() -> None:
-    """Qt leaves its (GLX) context current on the GUI thread; with it current, draws on our EGL context go
-    nowhere (all-zero images). Release it when Qt is loaded; Qt makes it current again before it paints."""
-    if "PySide6.QtGui" in sys.modules:
-        from PySide6.QtGui import QOpenGLContext
+BEFORE_RENDER: list[Callable[[], None]] = []
+"""Called before each render: a GUI toolkit that leaves its own GL context current on the thread registers a
+release here (the app does), since draws on our EGL context go nowhere while another context is current."""
 
-        ctx = QOpenGLContext.currentContext()
-        if ctx is not None:
-            ctx.doneCurrent()
+
+def _before_render() -> None:
+    for hook in BEFORE_RENDER:
+        hook()
 
 
 class GLRasterizer:
@@ -32,7 +31,7 @@ class GLRasterizer:
 
     def __init__(self, width: int, height: int, supersample: int = 2) -> None:
         self.width, self.height, self.ss = width, height, supersample
-        _release_qt_context()
+        _before_render()
         try:
             import moderngl
 
@@ -45,6 +44,11 @@ class GLRasterizer:
         self.depth = self.ctx.depth_renderbuffer(size)
         self.fbo = self.ctx.framebuffer(color_attachments=self.targets, depth_attachment=self.depth)
 
+    @classmethod
+    def for_camera(cls, camera, supersample: int = 2) -> GLRasterizer:
+        """A rasterizer of the camera's image size (the crop)."""
+        return cls(camera.width, camera.height, supersample)
+
     def render(self, clip: np.ndarray, triangles: np.ndarray, attrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(V, 4) clip coordinates, (T, 3) triangles, (V, C) attributes -> (H, W, C) attributes
         premultiplied by coverage, and (H, W) coverage in [0, 1] (fractional at edges when supersampling)."""
@@ -55,7 +59,7 @@ class GLRasterizer:
         packed[:, :C] = attrs
         packed[:, C] = 1.0
         data = np.concatenate([np.asarray(clip, np.float32), packed], axis=1)
-        _release_qt_context()
+        _before_render()
         with self.ctx:  # make this context current: another rasterizer may own the thread's context
             return self._render(data, triangles, C)
 

@@ -10,11 +10,11 @@ confidence.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 
+from facetrack import paths
 from facetrack.errors import FacetrackError
 from facetrack.vision.detect import Box
 
@@ -97,7 +97,7 @@ class FanLandmarks:
 
 
 def fan_weights_present() -> bool:
-    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+    hub = paths.torch_hub_checkpoints()
     return hub.is_dir() and any(p.name.startswith("2DFAN4") for p in hub.iterdir())
 
 

@@ -1,4 +1,5 @@
-"""The shipped weights folder (`weights/`), written by `train.export` and loaded by the app.
+"""The weights folder format (`weights/`): written here by `save_weights` (train.export calls it) and read
+here by `load_weights` (the app), so the format has one home.
 
     weights/encoder.pt      encoder state, backbone name, layout sizes, corrective kind
     weights/correctives.pt  Theta_g, Theta_r (the learned corrective bases)
@@ -10,22 +11,69 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from facetrack.encoder import Encoder
 from facetrack.errors import FacetrackError
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
+from facetrack.net.encoder import Encoder
+from facetrack.render.camera import CROP_SIZE
 
 
 def save_reflectance(path: Path, mean: np.ndarray, basis: np.ndarray, sigma: np.ndarray, meta: str = "") -> None:
     """The basis is stored in float16 (half the size in git; its entries are a few hundredths)."""
     np.savez(path, mean=mean.astype(np.float32), basis=basis.astype(np.float16), sigma=sigma.astype(np.float32),
              meta=np.asarray(meta))
+
+
+ONNX_TOLERANCE = 1e-3
+
+
+def export_onnx(encoder: Encoder, path: Path) -> float:
+    """Write the ONNX graph (dynamic batch) and return the max |onnx - torch| on random crops."""
+    import onnxruntime as ort
+
+    encoder = encoder.eval()
+    dummy = torch.rand(2, 3, CROP_SIZE, CROP_SIZE)
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but needs no onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(encoder, (dummy,), str(path), input_names=["image"], output_names=["params"],
+                          dynamic_axes={"image": {0: "batch"}, "params": {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(3, 3, CROP_SIZE, CROP_SIZE)
+    with torch.no_grad():
+        ref = encoder(x).numpy()
+    got = sess.run(None, {"image": x.numpy()})[0]
+    return float(np.abs(got - ref).max())
+
+
+def save_weights(out: Path, encoder: Encoder, model: MultiLevelModel, corrective: str, reflectance: Path,
+                 half: bool = True) -> float:
+    """Write encoder.pt, correctives.pt (float16 when `half`), reflectance.npz and encoder.onnx; returns the
+    ONNX export's max difference from torch (a one-line error above ONNX_TOLERANCE)."""
+    out.mkdir(parents=True, exist_ok=True)
+
+    def maybe_half(sd: dict) -> dict:
+        return {k: v.half() if half and v.is_floating_point() else v for k, v in sd.items()}
+
+    lay = model.layout
+    torch.save({"state": encoder.state_dict(), "backbone": encoder.backbone_name, "layout_size": lay.size,
+                "n_cg": lay.n_cg, "n_cr": lay.n_cr, "corrective": corrective}, out / "encoder.pt")
+    torch.save({"geometry": maybe_half(model.geo_corrective.state_dict()),
+                "reflectance": maybe_half(model.refl_corrective.state_dict())}, out / "correctives.pt")
+    if reflectance.resolve() != (out / "reflectance.npz").resolve():
+        shutil.copyfile(reflectance, out / "reflectance.npz")
+    err = export_onnx(encoder, out / "encoder.onnx")
+    if err > ONNX_TOLERANCE:
+        raise FacetrackError(f"ONNX export differs from torch by {err:.2e} (> {ONNX_TOLERANCE})")
+    return err
 
 
 def load_reflectance(face: FaceModel, path: Path) -> FaceModel:

@@ -4,7 +4,9 @@
 
 The header names every field and its size; a record is float64 timestamp (s), int64 frame index, then
 float32 values in header order: quaternion (w, x, y, z), translation (cm), identity, expressions (ARKit
-names in the header), delta_g, delta_r, SH gamma (27), photometric error base and final. Each record is
+names in the header), delta_g, delta_r, SH gamma (27), photometric error base and final (NaN when not
+computed), crop box (cx, cy, side in frame pixels) and frame size (width, height). Version 1 files (without
+crop box and frame size) still read. Each record is
 written and flushed on its own, so a crash or kill loses at most the frame being written; the reader drops a
 truncated last record. A full disk raises a one-line FacetrackError and leaves what was written readable.
 """
@@ -22,10 +24,11 @@ import torch
 
 from facetrack.errors import FacetrackError
 from facetrack.model.layout import ParamLayout
-from facetrack.render.camera import euler_to_matrix
+from facetrack.render.camera import euler_to_matrix, matrix_to_euler
+from facetrack.vision.crop import CropBox
 
 MAGIC = b"FTREC1\n"
-VERSION = 1
+VERSION = 2
 
 
 def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
@@ -51,15 +54,17 @@ def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
 def fields_for(layout: ParamLayout) -> list[tuple[str, int]]:
     return [("quaternion", 4), ("translation", 3), ("identity", layout.n_id), ("expression", layout.n_exp),
             ("delta_g", layout.n_cg), ("delta_r", layout.n_cr), ("gamma", 27), ("photo_base", 1),
-            ("photo_final", 1)]
+            ("photo_final", 1), ("crop_box", 3), ("frame_size", 2)]
 
 
-def frame_values(layout: ParamLayout, x: np.ndarray, photo_base: float, photo_final: float) -> np.ndarray:
+def frame_values(layout: ParamLayout, x: np.ndarray, photometric: dict[str, float], box: CropBox,
+                 frame_size: tuple[int, int]) -> np.ndarray:
     """The float32 part of a record from one parameter vector."""
     p = layout.split(torch.as_tensor(x, dtype=torch.float64)[None])
     q = matrix_to_quaternion(euler_to_matrix(p["rot"])[0].numpy())
     parts = [q, p["trans"][0], p["alpha_id"][0], p["alpha_exp"][0], p["delta_g"][0], p["delta_r"][0],
-             p["gamma"][0].reshape(-1), [photo_base], [photo_final]]
+             p["gamma"][0].reshape(-1), [photometric.get("base", np.nan)], [photometric.get("final", np.nan)],
+             [box.cx, box.cy, box.side], frame_size]
     return np.concatenate([np.asarray(v, np.float64).ravel() for v in parts]).astype(np.float32)
 
 
@@ -86,8 +91,10 @@ class Recorder:
         self.file.write(data)
         self.file.flush()
 
-    def write(self, timestamp: float, frame_index: int, x: np.ndarray, photo_base: float, photo_final: float) -> None:
-        values = frame_values(self.layout, x, photo_base, photo_final)
+    def write(self, timestamp: float, frame_index: int, x: np.ndarray, photometric: dict[str, float], box: CropBox,
+              frame_size: tuple[int, int]) -> None:
+        """One frame; `photometric` holds the levels whose error was computed (the others are NaN)."""
+        values = frame_values(self.layout, x, photometric, box, frame_size)
         try:
             self._write(struct.pack("<dq", timestamp, frame_index) + values.tobytes())
         except OSError as e:
@@ -121,8 +128,6 @@ class Recording:
 
     def params(self, layout: ParamLayout) -> np.ndarray:
         """(N, D) parameter vectors in `layout` order (rotation back from the quaternion to Euler angles)."""
-        from facetrack.render.camera import matrix_to_euler
-
         q = self.values["quaternion"].astype(np.float64)
         w, a, b, c = q.T
         R = np.stack([1 - 2 * (b * b + c * c), 2 * (a * b - c * w), 2 * (a * c + b * w),
@@ -161,19 +166,3 @@ def read_recording(path: Path) -> Recording:
         values[name] = recs["v"][:, off : off + size].copy()
         off += size
     return Recording(header, recs["t"].copy(), recs["i"].copy(), values)
-
-
-def export_csv(rec: Recording, path: Path) -> None:
-    """One row per frame with named columns (expressions by ARKit name)."""
-    names = {"expression": rec.header["expression_names"], "quaternion": ["qw", "qx", "qy", "qz"],
-             "translation": ["tx_cm", "ty_cm", "tz_cm"], "photo_base": ["photo_base"],
-             "photo_final": ["photo_final"]}
-    cols, blocks = ["timestamp", "frame"], [rec.timestamp[:, None], rec.frame_index[:, None].astype(float)]
-    for name, arr in rec.values.items():
-        cols += names.get(name, [f"{name}_{k}" for k in range(arr.shape[1])])
-        blocks.append(arr)
-    table = np.concatenate(blocks, axis=1) if len(rec) else np.zeros((0, len(cols)))
-    try:
-        np.savetxt(path, table, delimiter=",", header=",".join(cols), comments="", fmt="%.7g")
-    except OSError as e:
-        raise FacetrackError(f"cannot write {path}: {e.strerror or e}") from None

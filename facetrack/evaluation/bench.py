@@ -25,10 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facetrack.encoder import Encoder
+from facetrack.app.packets import WINDOW_NEEDS
 from facetrack.model.layout import ParamLayout
-from facetrack.tracker import Tracker
-from facetrack.weights import Weights
+from facetrack.net.encoder import Encoder
+from facetrack.net.weights import Weights
+from facetrack.render.camera import CROP_SIZE
+from facetrack.render.reconstruction import NOTHING
+from facetrack.track.pipeline import RECORDING_NEEDS
+from facetrack.track.tracker import Tracker
 
 BATCHES = (1, 32)
 
@@ -60,14 +64,14 @@ def _row(part: str, backend: str, batch: int, ms: float, ref: float, **extra) ->
 
 
 def _crops(batch: int) -> np.ndarray:
-    return np.random.default_rng(0).integers(0, 256, (batch, 240, 240, 3), dtype=np.uint8)
+    return np.random.default_rng(0).integers(0, 256, (batch, CROP_SIZE, CROP_SIZE, 3), dtype=np.uint8)
 
 
 def reference_ms(device: str = "cpu") -> float:
     """The fixed yardstick: ResNet-18 (this package's, random weights) on one 240x240 image."""
     torch.manual_seed(0)
     net = Encoder(ParamLayout(), "resnet18").to(device).eval()
-    x = torch.rand(1, 3, 240, 240, device=device)
+    x = torch.rand(1, 3, CROP_SIZE, CROP_SIZE, device=device)
     sync = torch.cuda.synchronize if device == "cuda" else None
     with torch.inference_mode():
         return time_ms(lambda: net(x), sync=sync)
@@ -75,7 +79,7 @@ def reference_ms(device: str = "cpu") -> float:
 
 def encoder_backends(tracker: Tracker) -> dict[str, Callable[[np.ndarray], object]]:
     """name -> callable on (B, 240, 240, 3) uint8 crops, for every backend available here."""
-    from facetrack.runtime import OnnxBackend, TorchBackend
+    from facetrack.net.runtime import OnnxBackend, TorchBackend
 
     weights = tracker.weights
 
@@ -86,7 +90,7 @@ def encoder_backends(tracker: Tracker) -> dict[str, Callable[[np.ndarray], objec
     enc = own_copy("cpu").encoder.eval()
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still measured
-        traced = torch.jit.freeze(torch.jit.trace(enc, torch.rand(1, 3, 240, 240)))
+        traced = torch.jit.freeze(torch.jit.trace(enc, torch.rand(1, 3, CROP_SIZE, CROP_SIZE)))
 
     def script(crops: np.ndarray):
         with torch.inference_mode():
@@ -120,8 +124,8 @@ def bench_encoders(tracker: Tracker, ref: float) -> list[dict]:
 
 def bench_formation(tracker: Tracker, ref: float) -> list[dict]:
     """Per frame: the tracker's model stage (CPU, and CUDA when present), the CPU and CUDA rasterizers."""
-    from facetrack.losses import photometric_l21
     from facetrack.render.formation import views
+    from facetrack.render.losses import photometric_l21
     from facetrack.render.raster_gl import GLRasterizer
 
     model, camera = tracker.model, tracker.camera
@@ -133,7 +137,7 @@ def bench_formation(tracker: Tracker, ref: float) -> list[dict]:
         sync = torch.cuda.synchronize if device == "cuda" else None
         for b in BATCHES:
             x = x1.to(device).expand(b, -1).clone()
-            image = torch.rand(b, 3, 240, 240, device=device)
+            image = torch.rand(b, 3, CROP_SIZE, CROP_SIZE, device=device)
 
             def stage(x=x, image=image, m=m):
                 with torch.inference_mode():
@@ -150,7 +154,7 @@ def bench_formation(tracker: Tracker, ref: float) -> list[dict]:
     clip = camera.clip(vb.v_cam[0]).numpy()
     colors = vb.color[0].clamp(0, 1).numpy()
     tris = tracker.weights.face.triangles
-    raster = GLRasterizer(240, 240, supersample=2)
+    raster = GLRasterizer.for_camera(camera, 2)
     try:
         ms = time_ms(lambda: raster.render(clip, tris, colors))
     finally:
@@ -159,7 +163,7 @@ def bench_formation(tracker: Tracker, ref: float) -> list[dict]:
     if torch.cuda.is_available():
         from facetrack.render.raster_nv import NvdiffrastRasterizer
 
-        nv = NvdiffrastRasterizer(240, 240)
+        nv = NvdiffrastRasterizer(camera.width, camera.height)
         for b in BATCHES:
             c = torch.from_numpy(clip).cuda()[None].expand(b, -1, -1).contiguous()
             col = torch.from_numpy(colors).cuda()[None].expand(b, -1, -1).contiguous()
@@ -169,12 +173,101 @@ def bench_formation(tracker: Tracker, ref: float) -> list[dict]:
     return rows
 
 
-def bench_pipeline(tracker: Tracker, video: Path, frames: int, ref: float) -> list[dict]:
-    from facetrack.reconstruct import run_headless
+def bench_reconstruction(tracker: Tracker, ref: float) -> list[dict]:
+    """The per-frame reconstruction step for what each consumer needs (CPU, batch 1)."""
+    x = tracker.backend(_crops(1))[0]
+    crop = _crops(1)[0]
+    cases = {"landmarks only (run --no-gui)": NOTHING, "both levels (the window)": WINDOW_NEEDS,
+             "both levels + photometric error (overlay, recording)": RECORDING_NEEDS}
+    return [_row(f"reconstruction step: {name}", "torch-cpu", 1,
+                 time_ms(lambda needs=needs: tracker.reconstruct(x, needs, crop)), ref)
+            for name, needs in cases.items()]
 
-    fig = run_headless(tracker, str(video), None, frames)
-    return [_row(f"end to end on {video.name} ({fig['frames']} frames)", fig["backend"], 1, 1e3 / fig["fps"], ref,
-                 stages_ms=fig["ms_per_frame"])]
+
+def bench_pipeline(tracker: Tracker, video: Path, frames: int, ref: float) -> list[dict]:
+    """`run --no-gui` as fast as it goes, then the window's own pipeline without the window."""
+    from facetrack.io.sources import open_source
+    from facetrack.track.pipeline import Pipeline, run_headless
+
+    pipeline = Pipeline(tracker)
+    pipeline.reset()
+    fig = run_headless(pipeline, open_source(str(video)), None, frames, quiet=True)
+    rows = [_row(f"end to end, run --no-gui, on {video.name} ({fig['frames']} frames)", fig["backend"], 1,
+                 1e3 / fig["fps"], ref, stages_ms=fig["ms_per_frame"])]
+    pipeline.reset()
+    win = window_pipeline(pipeline, video, frames)
+    rows.append(_row(f"window pipeline headless, on {video.name} at its frame rate ({win['frames']} frames)",
+                     fig["backend"], 1, win["ms_per_frame"], ref, stages_ms=win["stages_ms"],
+                     latency_ms=win["latency_ms"], latency_ratio_to_reference=win["latency_ms"]["median"] / ref,
+                     dropped=win["dropped"]))
+    return rows
+
+
+def window_pipeline(pipeline, video: Path, frames: int) -> dict:
+    """The window's packet path without Qt: a capture thread paces the video at its own rate into the one-slot
+    mailbox; this thread takes the newest frame, runs the pipeline with the window's needs, builds the packet
+    and uploads it into a GL vertex buffer and texture (EGL, as the viewport would). Latency = capture to
+    uploaded."""
+    import threading
+
+    import moderngl
+
+    from facetrack.app.packets import VERTEX_FLOATS, make_packet
+    from facetrack.io.sources import open_source
+    from facetrack.track.pipeline import LatestFrame
+
+    source = open_source(str(video))
+    mailbox, done = LatestFrame(), threading.Event()
+
+    def capture() -> None:
+        start = time.monotonic()
+        for k, frame in enumerate(source):
+            if k >= frames:
+                break
+            delay = start + frame.timestamp - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            mailbox.put((frame, time.monotonic()))
+        done.set()
+
+    ctx = moderngl.create_standalone_context(backend="egl")
+    vbo = ctx.buffer(reserve=pipeline.model.n_vertices * VERTEX_FLOATS * 4, dynamic=True)
+    texture = None
+    stages: dict[str, list[float]] = {}
+    latency, work = [], []
+    thread = threading.Thread(target=capture, daemon=True)
+    thread.start()
+    try:
+        while not (done.is_set() and mailbox._item is None):
+            item = mailbox.take()
+            if item is None:
+                time.sleep(0.001)
+                continue
+            frame, captured = item
+            t0 = time.perf_counter()
+            r = pipeline(frame, WINDOW_NEEDS)
+            t1 = time.perf_counter()
+            pk = make_packet(frame, captured, r, pipeline.camera)
+            t2 = time.perf_counter()
+            h, w = frame.rgb.shape[:2]
+            if texture is None:
+                texture = ctx.texture((w, h), 3, alignment=1)
+            texture.write(frame.rgb)
+            for mesh in pk.meshes.values():
+                vbo.write(mesh)
+            ctx.finish()
+            t3 = time.perf_counter()
+            latency.append(1e3 * (time.monotonic() - captured))
+            work.append(1e3 * (t3 - t0))
+            for k, v in {**(r.ms if r else {}), "packet": 1e3 * (t2 - t1), "upload": 1e3 * (t3 - t2)}.items():
+                stages.setdefault(k, []).append(v)
+    finally:
+        thread.join()
+        ctx.release()
+    lat = np.asarray(latency)
+    return {"frames": len(work), "ms_per_frame": float(np.mean(work)), "dropped": mailbox.dropped,
+            "stages_ms": {k: float(np.mean(v)) for k, v in stages.items()},
+            "latency_ms": {"median": float(np.median(lat)), "p90": float(np.percentile(lat, 90))}}
 
 
 def machine() -> dict:
@@ -196,7 +289,7 @@ def run_bench(tracker: Tracker, video: Path | None, frames: int = 150) -> dict:
                                                 "ms": ref}}
     if torch.cuda.is_available():
         doc["reference"]["cuda_ms"] = reference_ms("cuda")
-    rows = bench_encoders(tracker, ref) + bench_formation(tracker, ref)
+    rows = bench_encoders(tracker, ref) + bench_formation(tracker, ref) + bench_reconstruction(tracker, ref)
     if video is not None:
         rows += bench_pipeline(tracker, video, frames, ref)
     doc["rows"] = rows
@@ -214,6 +307,10 @@ def table(doc: dict) -> str:
         if "stages_ms" in r:
             lines += ["", f"{r['part']}, ms per frame by stage: "
                       + ", ".join(f"{k} {v:.2f}" for k, v in r["stages_ms"].items())]
+        if "latency_ms" in r:
+            lines += [f"capture-to-display latency: median {r['latency_ms']['median']:.1f} ms "
+                      f"(x{r['latency_ratio_to_reference']:.2f} reference), 90th percentile "
+                      f"{r['latency_ms']['p90']:.1f} ms; frames dropped as stale: {r['dropped']}"]
     return "\n".join(lines)
 
 

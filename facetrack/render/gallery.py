@@ -10,20 +10,10 @@ import torch
 
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
-from facetrack.render.camera import DEFAULT_TRANSLATION, Camera
-from facetrack.render.formation import view
+from facetrack.render.camera import CROP_SIZE, Camera
+from facetrack.render.formation import base_params, view
 from facetrack.render.images import draw, label, save_png, to_uint8
 from facetrack.render.raster_gl import GLRasterizer
-from facetrack.render.sh import default_gamma
-
-
-def base_params(model: MultiLevelModel, batch: int = 1) -> dict[str, torch.Tensor]:
-    """Mean face, frontal, at the default distance, under the default light."""
-    x = torch.zeros(batch, model.layout.size)
-    p = {k: t.clone() for k, t in model.layout.split(x).items()}
-    p["trans"][:] = torch.tensor(DEFAULT_TRANSLATION)
-    p["gamma"][:] = default_gamma(batch)
-    return p
 
 
 def _variants(model: MultiLevelModel, seed: int) -> list[tuple[str, dict[str, torch.Tensor]]]:
@@ -73,7 +63,7 @@ def landmark_figure(face: FaceModel, model: MultiLevelModel, raster: GLRasterize
     return img
 
 
-def render_gallery(face: FaceModel, out_dir: Path, seed: int = 0, size: int = 240) -> list[Path]:
+def render_gallery(face: FaceModel, out_dir: Path, seed: int = 0, size: int = CROP_SIZE) -> list[Path]:
     """Write one PNG per variant plus `gallery.png` (all in a grid) and `landmarks.png`."""
     model = MultiLevelModel(face, n_cg=1, n_cr=1)
     camera = Camera(size, size)

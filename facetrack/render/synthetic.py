@@ -17,14 +17,14 @@ import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
+from facetrack.io.sources import IMAGE_EXTS
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.ict import feature_masks
 from facetrack.model.multilevel import MultiLevelModel
-from facetrack.render.camera import DEFAULT_TRANSLATION, Camera
+from facetrack.render.camera import CROP_SIZE, DEFAULT_TRANSLATION, Camera
 from facetrack.render.formation import View, view
 from facetrack.render.images import draw, save_png
 from facetrack.render.raster_gl import GLRasterizer
-from facetrack.sources import IMAGE_EXTS
 
 SKIN_TONES = np.array([[0.86, 0.69, 0.59], [0.74, 0.54, 0.42], [0.58, 0.40, 0.29], [0.36, 0.24, 0.17]])
 
@@ -157,7 +157,7 @@ def silhouette_landmarks(face: FaceModel, v: View) -> np.ndarray:
 
 
 def generate(face: FaceModel, out: Path, n: int, backgrounds: Path | None = None,
-             cfg: SynthConfig | None = None, size: int = 240) -> Path:
+             cfg: SynthConfig | None = None, size: int = CROP_SIZE) -> Path:
     """Render n samples into out/images/*.png and out/synth.npz (parameters, vertices, landmarks)."""
     gen = SyntheticFaces(face, backgrounds, cfg)
     camera = Camera(size, size)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
-from facetrack.weights import Weights
+from facetrack.net.weights import Weights
 
 
 class TorchBackend:

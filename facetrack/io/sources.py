@@ -1,0 +1,143 @@
+"""Frame sources: a camera, a video file, a folder of images, or a recording replayed.
+
+Every source yields `Frame`s and says its frame rate and whether it is live (a camera: frames come when
+they come) or not (a file: frames can be paced at the source's own rate). A recording's frames carry the
+recorded parameter vector instead of an image, so playback feeds the same pipeline as live tracking.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facetrack.errors import FacetrackError
+from facetrack.vision.crop import CropBox
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own one-line errors say it instead
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+RECORDING_EXT = ".ftrec"
+
+
+@dataclass
+class Frame:
+    """One frame: an RGB image, or (replayed) a recorded parameter vector with its crop box."""
+
+    timestamp: float  # seconds since the source started
+    index: int
+    rgb: np.ndarray | None = None  # (H, W, 3) uint8
+    x: np.ndarray | None = None  # recorded parameter vector
+    box: CropBox | None = None  # recorded crop box
+    size: tuple[int, int] | None = None  # (width, height) of the frame
+    photometric: dict[str, float] = field(default_factory=dict)  # recorded photometric errors
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        if self.rgb is not None:
+            return self.rgb.shape[1], self.rgb.shape[0]
+        return self.size or (640, 480)
+
+
+class Source:
+    """Iterable of frames; `fps` (0 when unknown) and `live` describe the stream."""
+
+    name: str = ""
+    fps: float = 0.0
+    live: bool = False
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+
+class CaptureSource(Source):
+    """A camera index or a video file through OpenCV."""
+
+    def __init__(self, target: int | str, name: str, live: bool) -> None:
+        self.name, self.live = name, live
+        self.cap = cv2.VideoCapture(target)
+        if not self.cap.isOpened():
+            raise FacetrackError(f"cannot open {name}" + (" (no camera?)" if live else
+                                                           " (corrupt or unsupported video)"))
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        ok, self._first = self.cap.read()
+        if not ok:
+            self.cap.release()
+            raise FacetrackError(f"no frames could be read from {name}")
+
+    def __iter__(self) -> Iterator[Frame]:
+        frame, i, t0 = self._first, 0, time.monotonic()
+        fps = self.fps or 30.0
+        try:
+            while frame is not None:
+                stamp = time.monotonic() - t0 if self.live else i / fps
+                yield Frame(stamp, i, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                ok, frame = self.cap.read()
+                frame = frame if ok else None
+                i += 1
+        finally:
+            self.cap.release()
+
+
+class FolderSource(Source):
+    """Images of a folder in name order, one per 'frame'; unreadable files are skipped."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = str(path)
+        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not self.files:
+            raise FacetrackError(f"no images in folder: {path}")
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, f in enumerate(self.files):
+            img = cv2.imread(str(f))
+            if img is not None:
+                yield Frame(float(i), i, cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+
+
+class RecordingSource(Source):
+    """A `.ftrec` recording replayed: each frame carries the recorded parameters and crop box."""
+
+    def __init__(self, path: Path, layout) -> None:
+        from facetrack.io.recording import read_recording
+
+        self.name = str(path)
+        self.rec = read_recording(path)
+        if len(self.rec) == 0:
+            raise FacetrackError(f"the recording {path} holds no frames")
+        self.xs = self.rec.params(layout)
+        stamps = self.rec.timestamp - self.rec.timestamp[0]
+        self.stamps = stamps
+        self.fps = float(self.rec.header.get("fps") or 0.0) or (
+            (len(stamps) - 1) / stamps[-1] if len(stamps) > 1 and stamps[-1] > 0 else 30.0)
+
+    def __iter__(self) -> Iterator[Frame]:
+        boxes = self.rec.values.get("crop_box")
+        sizes = self.rec.values.get("frame_size")
+        for k in range(len(self.rec)):
+            box = CropBox(*map(float, boxes[k])) if boxes is not None else None
+            size = tuple(int(v) for v in sizes[k]) if sizes is not None else None
+            photo = {lv: float(self.rec.values[f"photo_{lv}"][k, 0]) for lv in ("base", "final")
+                     if f"photo_{lv}" in self.rec.values and np.isfinite(self.rec.values[f"photo_{lv}"][k, 0])}
+            yield Frame(float(self.stamps[k]), int(self.rec.frame_index[k]), None, self.xs[k], box, size, photo)
+
+
+def open_source(source: str, layout=None) -> Source:
+    """The source named by a camera index, a video or recording file, or an image folder; a one-line error
+    when it cannot be opened or yields nothing. `layout` (the model's) is needed to replay a recording."""
+    path = Path(source)
+    if source.isdigit():
+        return CaptureSource(int(source), f"camera {source}", live=True)
+    if path.is_dir():
+        return FolderSource(path)
+    if not path.is_file():
+        raise FacetrackError(f"source not found: {source}")
+    if path.suffix == RECORDING_EXT:
+        if layout is None:
+            raise FacetrackError(f"{source} is a recording: replay it with `facetrack play`")
+        return RecordingSource(path, layout)
+    return CaptureSource(str(path), str(path), live=False)

@@ -1,1 +1,0 @@
-"""Coefficient streams: the recording file format, its reader and CSV export."""

@@ -1,0 +1,1 @@
+"""Per-frame tracking: the tracker, the one pipeline from frames to results, photos one by one."""

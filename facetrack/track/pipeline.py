@@ -1,0 +1,104 @@
+"""The one pipeline from frames to results, shared by the window, `run --no-gui`, playback and the bench.
+
+    Source (io.sources) -> Pipeline: tracked image (Tracker) or replayed parameters (Reconstructor)
+        -> FrameResult -> consumers: viewport packets (app), Recorder (io.recording), CSV and files (io.exports)
+
+`Needs` travel with every frame, so a frame computes only what its consumers use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from facetrack.errors import FacetrackError
+from facetrack.io.recording import Recorder
+from facetrack.io.sources import Frame, Source
+from facetrack.render.reconstruction import LEVELS, NOTHING, Needs
+from facetrack.track.tracker import FrameResult, Tracker
+from facetrack.vision.crop import CropBox
+
+RECORDING_NEEDS = Needs(frozenset(LEVELS), photometric=True)  # a record holds both levels' photometric error
+
+
+class LatestFrame:
+    """A one-slot mailbox between a capture thread and an inference thread: writing replaces, reading takes
+    the newest frame once, so a slow consumer drops stale frames (counted) instead of queueing them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._item = None
+        self.dropped = 0
+
+    def put(self, item) -> None:
+        with self._lock:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+
+    def take(self):
+        with self._lock:
+            item, self._item = self._item, None
+            return item
+
+
+class Pipeline:
+    """Frames in, FrameResults out (None where no face was found)."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.model, self.camera = tracker.model, tracker.camera
+
+    def reset(self) -> None:
+        self.tracker.reset()
+
+    def __call__(self, frame: Frame, needs: Needs = NOTHING) -> FrameResult | None:
+        if frame.x is None:
+            return self.tracker(frame.rgb, needs=needs)
+        t0 = time.perf_counter()  # a replayed frame: the recorded parameters, no image, no photometric error
+        recon = self.tracker.reconstruct(frame.x, Needs(needs.levels, False))
+        box = frame.box or CropBox(frame.frame_size[0] / 2, frame.frame_size[1] / 2, min(frame.frame_size))
+        return FrameResult(recon, box, None, {"model": 1e3 * (time.perf_counter() - t0)}, dict(frame.photometric))
+
+    def recorder(self, path: Path, source: Source) -> Recorder:
+        return Recorder(path, self.model.layout, self.model.exp_names, source.name, source.fps)
+
+
+def record(rec: Recorder, frame: Frame, r: FrameResult) -> None:
+    rec.write(frame.timestamp, frame.index, r.x, r.photometric, r.box, frame.frame_size)
+
+
+def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max_frames: int | None = None,
+                 quiet: bool = False) -> dict:
+    """Process a source as fast as possible; print progress and FPS; return the figures."""
+    rec = pipeline.recorder(record_to, source) if record_to else None
+    needs = RECORDING_NEEDS if rec else NOTHING
+    n = found = 0
+    stage: dict[str, float] = {}
+    t0 = time.perf_counter()
+    try:
+        for frame in source:
+            r = pipeline(frame, needs)
+            n += 1
+            if r is not None:
+                found += 1
+                for k, v in r.ms.items():
+                    stage[k] = stage.get(k, 0.0) + v
+                if rec:
+                    record(rec, frame, r)
+            if max_frames and n >= max_frames:
+                break
+    finally:
+        if rec:
+            rec.close()
+    wall = time.perf_counter() - t0
+    if n == 0:
+        raise FacetrackError(f"no frames processed from {source.name}")
+    figures = {"frames": n, "faces": found, "fps": n / wall, "wall_s": wall,
+               "ms_per_frame": {k: v / max(found, 1) for k, v in stage.items()},
+               "backend": pipeline.tracker.backend.name}
+    if not quiet:
+        print(f"{n} frames, {found} with a face, {figures['fps']:.1f} FPS ({figures['backend']}); ms per frame: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in figures["ms_per_frame"].items()))
+    return figures
