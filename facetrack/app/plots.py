@@ -6,6 +6,7 @@ The values come from the frame's Reconstruction; live tracking and playback fill
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 import numpy as np
@@ -20,6 +21,7 @@ from facetrack.track.tracker import FrameResult
 
 PLOTTED_EXPRESSIONS = ("jawOpen", "eyeBlink_L", "eyeBlink_R", "mouthSmile_L", "mouthSmile_R", "browInnerUp_L")
 HISTORY = 300
+REDRAW_S = 0.1  # curves are redrawn at most 10 times a second: software OpenGL repaints are costly
 COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4")
 
 
@@ -42,18 +44,26 @@ class Plots(QWidget):
         super().__init__()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
+        self._drawn = 0.0
         self.curves: dict[str, dict[str, pg.PlotDataItem]] = {}
         self.data: dict[str, dict[str, deque]] = {}
         for title, unit, names in self.SPECS:
             names = tuple(n for n in names if title != "expressions" or n in exp_names)
             widget = pg.GraphicsLayoutWidget()
-            widget.setMinimumHeight(150)
-            plot = widget.addPlot(row=0, col=0, title=title)
+            widget.setMinimumHeight(165)
+            widget.ci.layout.setContentsMargins(2, 2, 2, 2)
+            widget.ci.layout.setSpacing(0)
+            plot = widget.addPlot(row=0, col=0, title=f"<span style='font-size:9pt'>{title}</span>")
             plot.setLabel("left", unit)
-            plot.setLabel("bottom", "time", units="s")
+            plot.setLabel("bottom", "time (s)")
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).enableAutoSIPrefix(False)
             plot.showGrid(y=True, alpha=0.2)
-            legend = pg.LegendItem(colCount=3, labelTextSize="8pt")
+            if title == "expressions":
+                plot.setYRange(0.0, 1.0)
+            legend = pg.LegendItem(colCount=3, labelTextSize="7pt", verSpacing=-6)
             widget.addItem(legend, row=1, col=0)
+            widget.ci.layout.setRowStretchFactor(0, 4)
             self.curves[title], self.data[title] = {}, {}
             for k, n in enumerate(names):
                 curve = plot.plot(pen=pg.mkPen(COLORS[k % len(COLORS)], width=1.5), name=n)
@@ -71,10 +81,17 @@ class Plots(QWidget):
     def add(self, timestamp: float, r: FrameResult) -> None:
         for title, values in plot_values(r).items():
             for name, v in values.items():
-                d = self.data[title][name]
-                d.append((timestamp, float(v)))
-                arr = np.asarray(d)
-                self.curves[title][name].setData(arr[:, 0], arr[:, 1])
+                self.data[title][name].append((timestamp, float(v)))
+        if time.monotonic() - self._drawn >= REDRAW_S:
+            self.redraw()
+
+    def redraw(self) -> None:
+        self._drawn = time.monotonic()
+        for title, series in self.data.items():
+            for name, d in series.items():
+                if d:
+                    arr = np.asarray(d)
+                    self.curves[title][name].setData(arr[:, 0], arr[:, 1])
 
     def clear(self) -> None:
         for title, series in self.data.items():

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import torch
 from PySide6.QtCore import QThread, Signal
 
 from facetrack.app.packets import make_packet
@@ -60,14 +61,40 @@ class CaptureThread(QThread):
             self.failed.emit(f"capture stopped: {e}")
 
 
+class PacketBox:
+    """Inference -> GUI: the newest packet, plus every result since the GUI last looked (for the plots).
+
+    A signal per packet would queue packets in Qt's event loop whenever painting is slower than inference, and
+    latency would grow with the queue; with this box the GUI always draws the newest frame."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._packet = None
+        self._pending: list = []
+
+    def put(self, pk) -> None:
+        with self._lock:
+            self._packet = pk
+            if pk.result is not None:
+                self._pending.append((pk.timestamp, pk.result))
+
+    def take(self):
+        """(newest packet or None, [(timestamp, result), ...] since the last take)."""
+        with self._lock:
+            pk, pending = self._packet, self._pending
+            self._packet, self._pending = None, []
+            return pk, pending
+
+
 class InferenceThread(QThread):
-    packet = Signal(object)
+    ready = Signal()  # a packet waits in `box`
     failed = Signal(str)
 
     def __init__(self, pipeline: Pipeline, mailbox: LatestFrame) -> None:
         super().__init__()
         self.pipeline, self.mailbox = pipeline, mailbox
         self.needs: Needs = NOTHING  # set by the window from what it shows
+        self.box = PacketBox()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.recorder: Recorder | None = None
@@ -92,6 +119,9 @@ class InferenceThread(QThread):
         return rec.frames
 
     def run(self) -> None:
+        # One torch thread: the reconstruction step is many small ops, and on a small machine the GUI and
+        # the capture thread need the other cores (two torch threads made it 2-4x slower under contention).
+        torch.set_num_threads(1)
         while not self._stop.is_set():
             item = self.mailbox.take()
             if item is None:
@@ -114,4 +144,5 @@ class InferenceThread(QThread):
                     except FacetrackError as e:
                         self.recorder = None
                         self.failed.emit(str(e))
-            self.packet.emit(pk)
+            self.box.put(pk)
+            self.ready.emit()

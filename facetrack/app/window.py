@@ -137,7 +137,7 @@ class MainWindow(QMainWindow):
         self.capture.fps.connect(self._on_fps)
         self.capture.finished_source.connect(lambda: self.status.setText(self.status.text() + " · end of source"))
         self.inference.failed.connect(self.show_error)
-        self.inference.packet.connect(self.on_packet)
+        self.inference.ready.connect(self._on_ready)
         self.inference.start()
         self.capture.start()
 
@@ -155,14 +155,22 @@ class MainWindow(QMainWindow):
     def _on_fps(self, fps: float) -> None:
         self.capture_fps = fps
 
-    def on_packet(self, pk: Packet) -> None:
+    def _on_ready(self) -> None:
+        if self.inference is not None:
+            pk, results = self.inference.box.take()
+            if pk is not None:
+                self.on_packet(pk, results)
+
+    def on_packet(self, pk: Packet, results: list | None = None) -> None:
+        """Draw the newest packet; the plots get every result since the last one (`results`)."""
         self.frames += 1
         self.viewport.set_packet(pk)
         self.latency_ms = 1e3 * (time.monotonic() - pk.captured)
         self.latencies.append(self.latency_ms)
+        for stamp, r in results if results is not None else ([(pk.timestamp, pk.result)] if pk.result else []):
+            self.plots.add(stamp, r)
         if pk.result is not None:
             self.infer_ms = sum(pk.result.ms.values())
-            self.plots.add(pk.timestamp, pk.result)
         face = "face" if pk.result is not None else "no face"
         rec = f" · recording {self.inference.recorder.frames} frames" if self.inference and self.inference.recorder \
             else ""

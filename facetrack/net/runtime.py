@@ -41,6 +41,9 @@ class OnnxBackend:
             raise FacetrackError(f"missing weights file: {path}")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        # Idle pool threads would spin for a while after each frame and take the cores from the landmarker,
+        # the reconstruction step and the GUI; a frame's encoder call is short, so let them sleep.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
