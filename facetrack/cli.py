@@ -34,6 +34,26 @@ def _model_info(args: argparse.Namespace) -> None:
     print(f"{'expression_names':28s} {' '.join(names)}")
 
 
+def _model_correspond(args: argparse.Namespace) -> None:
+    from facetrack.model.correspondence import DATA_FILE, build
+    from facetrack.model.facemodel import FaceModel
+
+    face = FaceModel.load(Path(args.model) if args.model else None)
+    out = Path(args.out) if args.out else DATA_FILE
+    corr = build(face, Path(args.canonical))
+    corr.save(out)
+    if args.refine:
+        from facetrack.net.weights import load_weights
+        from facetrack.track.correspond import refine_on_videos
+
+        landmarker = paths.landmarker_model(args.landmarker)
+        if landmarker is None:
+            raise FacetrackError("--refine needs the MediaPipe landmarker: --landmarker FILE or FACETRACK_LANDMARKER")
+        corr = refine_on_videos(load_weights(paths.weights_dir(args.weights), face), face, landmarker,
+                                [Path(v) for v in args.refine], out=out)
+    print(f"wrote {out}: {corr.source}")
+
+
 def _model_render(args: argparse.Namespace) -> None:
     from facetrack.model.facemodel import FaceModel
     from facetrack.render.gallery import render_gallery
@@ -59,7 +79,9 @@ def _tracker(args: argparse.Namespace, weights: Path | None = None):
     from facetrack.track.tracker import Tracker
 
     face = FaceModel.load(Path(args.model) if args.model else None)
-    return Tracker(load_weights(weights or paths.weights_dir(args.weights), face), backend=args.backend)
+    return Tracker(load_weights(weights or paths.weights_dir(args.weights), face), backend=args.backend,
+                   landmarker=paths.landmarker_model(args.landmarker), fit=not args.no_fit,
+                   smooth=not args.no_smooth)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -183,8 +205,12 @@ def _eval_summary(kind: str, r: dict) -> str:
     if kind == "landmarks":
         return (f"{r['found']}/{r['annotations']} faces found; NME {levels({k: v['all'] for k, v in r['nme'].items()})}"
                 f" (raw dlib {_num(r['reference_dlib_nme']['all'])}); pose MAE {_num(r['pose_mae_deg']['mean'])} deg")
+    resp = r.get("responsiveness") or {}
+    ours, peer = resp.get("ours", {}), resp.get("mediapipe_blendshapes", {})
+    rs = "; ".join(f"r({k}) ours {_num(ours.get('r_' + k))} / MediaPipe {_num(peer.get('r_' + k))}"
+                   for k in ("jawOpen", "eyeBlink_L", "eyeBlink_R"))
     return (f"{r['frames']} frames, success {r['success_rate']:.3f}; jitter (face sizes per frame) "
-            f"ours {_num(r['jitter']['ours'])} vs raw dlib {_num(r['jitter']['dlib_raw'])}")
+            f"ours {_num(r['jitter']['ours'])} vs raw dlib {_num(r['jitter']['dlib_raw'])}; {rs}")
 
 
 def _num(v: float | None) -> str:
@@ -209,7 +235,15 @@ def _bench(args: argparse.Namespace) -> None:
 def _add_tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights folder (default: $FACETRACK_WEIGHTS or weights/)")
     p.add_argument("--model", help="face model file (default: the user cache)")
+    _add_front_end_args(p)
+
+
+def _add_front_end_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    p.add_argument("--landmarker", help="MediaPipe face_landmarker.task (default: $FACETRACK_LANDMARKER; without "
+                   "it dlib's 68 landmarks and the encoder alone run)")
+    p.add_argument("--no-fit", action="store_true", help="encoder only: no per-frame fit to the dense landmarks")
+    p.add_argument("--no-smooth", action="store_true", help="no One-Euro filtering of pose and expressions")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--model", help="model file (default: the user cache)")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=_model_info)
+    corr = model.add_parser("correspond", help="map MediaPipe's 468 landmarks onto the ICT surface")
+    corr.add_argument("--canonical", required=True, help="MediaPipe's canonical_face_model.obj")
+    corr.add_argument("--refine", nargs="*", help="videos to refine the inner-lip points on (needs the landmarker)")
+    corr.add_argument("--landmarker", help="face_landmarker.task (default: $FACETRACK_LANDMARKER)")
+    corr.add_argument("--weights", help="weights folder for the encoder's first guess")
+    corr.add_argument("--model")
+    corr.add_argument("--out", help="output .npz (default: the file shipped in the package)")
+    corr.set_defaults(func=_model_correspond)
     render = model.add_parser("render", help="render PNGs of the mean face, an identity, expressions, lights")
     render.add_argument("--out", required=True)
     render.add_argument("--model")
@@ -268,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="report folder (default: eval-KIND)")
     ev.add_argument("--weights", action="append", help="weights folder; repeat to compare models side by side")
     ev.add_argument("--model", help="face model file (default: the user cache)")
-    ev.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    _add_front_end_args(ev)
     ev.add_argument("--limit", type=int, help="images, landmarks: first N files; video: first N frames per video")
     ev.add_argument("--n", type=int, default=300, help="synthetic: number of faces")
     ev.add_argument("--seed", type=int, default=0, help="synthetic: the set's seed")

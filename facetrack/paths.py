@@ -67,3 +67,9 @@ def shared_file(*parts: str) -> Path | None:
 def torch_hub_checkpoints() -> Path:
     """Where torch.hub (and face-alignment) keep downloaded weights: $TORCH_HOME/hub/checkpoints."""
     return (_env("TORCH_HOME") or Path.home() / ".cache" / "torch") / "hub" / "checkpoints"
+
+
+def landmarker_model(flag: str | os.PathLike | None = None) -> Path | None:
+    """MediaPipe's face_landmarker.task: the --landmarker flag, else $FACETRACK_LANDMARKER; None when neither is
+    set (the dlib landmarks are used then)."""
+    return Path(flag).expanduser() if flag else _env("FACETRACK_LANDMARKER")

@@ -34,7 +34,12 @@ def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir:
         assert r["ratio_to_reference"] == pytest.approx(r["ms_per_frame"] / doc["reference"]["ms"])
     end = [r for r in doc["rows"] if r["part"].startswith("end to end")]
     assert len(end) == 1 and "8 frames" in end[0]["part"] and set(end[0]["stages_ms"]) == {
-        "detect_landmarks", "encoder", "model"}
+        "detect_landmarks", "encoder", "fit", "model"}
+    window = [r for r in doc["rows"] if r["part"].startswith("window pipeline")]
+    assert len(window) == 1 and window[0]["latency_ms"]["median"] > 0
+    assert {"packet", "upload", "model"} <= set(window[0]["stages_ms"])
+    steps = [r for r in doc["rows"] if r["part"].startswith("reconstruction step")]
+    assert len(steps) == 3 and steps[0]["ms_per_frame"] < steps[2]["ms_per_frame"]  # landmarks only is cheapest
     assert any(r["part"].startswith("image formation") for r in doc["rows"])
     printed = capsys.readouterr().out
     assert "| encoder | onnxruntime-cpu | 32 |" in printed

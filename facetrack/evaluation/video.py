@@ -24,6 +24,7 @@ from facetrack.evaluation.metrics import face_size, jitter
 from facetrack.evaluation.report import skipped, stats
 from facetrack.io.sources import open_source
 from facetrack.track.tracker import Tracker
+from facetrack.vision.landmarks import DlibLandmarks
 
 SMOOTH_FRAMES = 9
 STILL = 0.002  # face sizes per frame (0.46 px at a 230 px face)
@@ -44,36 +45,97 @@ def still_pairs(points: np.ndarray, still: float = STILL, window: int = SMOOTH_F
     return np.nan_to_num(motion, nan=np.inf) < still
 
 
-def track_video(tracker: Tracker, path: Path, max_frames: int | None = None) -> dict[str, np.ndarray]:
-    """Per frame: model landmarks, raw and mirror-averaged dlib landmarks, (T, 68, 2), NaN where lost."""
+RESPONSIVE = ("jawOpen", "eyeBlink_L", "eyeBlink_R")
+MEDIAPIPE_NAMES = {"jawOpen": "jawOpen", "eyeBlink_L": "eyeBlinkLeft", "eyeBlink_R": "eyeBlinkRight"}
+
+
+def mouth_opening(lm: np.ndarray) -> np.ndarray:
+    """Inner-lip gap (68-point 62-66) over the distance of the eye centres, (..., 68, 2) -> (...)."""
+    return np.linalg.norm(lm[..., 62, :] - lm[..., 66, :], axis=-1) / _eye_distance(lm)
+
+
+def eye_closure(lm: np.ndarray, side: str) -> np.ndarray:
+    """Minus the eye aspect ratio (Soukupova and Cech 2016) of the subject's left (L: points 42-47) or
+    right (R: 36-41) eye: larger when the eye closes."""
+    e = lm[..., 42:48, :] if side == "L" else lm[..., 36:42, :]
+    vertical = (np.linalg.norm(e[..., 1, :] - e[..., 5, :], axis=-1)
+                + np.linalg.norm(e[..., 2, :] - e[..., 4, :], axis=-1))
+    return -vertical / (2 * np.linalg.norm(e[..., 0, :] - e[..., 3, :], axis=-1))
+
+
+def _eye_distance(lm: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(lm[..., 36:42, :].mean(-2) - lm[..., 42:48, :].mean(-2), axis=-1)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.std(a[ok]) < 1e-9 or np.std(b[ok]) < 1e-9:
+        return None
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
+                reference: DlibLandmarks | None = None) -> dict[str, np.ndarray]:
+    """Per frame: model landmarks, raw and fed landmarks (T, 68, 2), our expression weights and MediaPipe's
+    blendshape scores for the RESPONSIVE shapes (T, 3); NaN where lost."""
     tracker.reset()
-    ours, raw, fed = [], [], []
+    reference = reference or DlibLandmarks()
+    ours, raw, fed, exp, mp_scores = [], [], [], [], []
     nan = np.full((68, 2), np.nan)
     for frame in open_source(str(path)):
         rgb = frame.rgb
-        r = tracker(rgb)
+        r = tracker(rgb, timestamp=frame.timestamp)
         if r is None:
             ours.append(nan)
             raw.append(nan)
             fed.append(nan)
+            exp.append(np.full(len(RESPONSIVE), np.nan))
+            mp_scores.append(np.full(len(RESPONSIVE), np.nan))
         else:
             ours.append(r.landmarks_image)
             fed.append(r.face.image_landmarks)
             gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-            raw.append(tracker.finder.landmarks.raw(gray, r.face.source_box))
+            raw.append(reference.raw(gray, r.face.source_box))
+            e = r.recon.expressions
+            exp.append([e.get(n, np.nan) for n in RESPONSIVE])
+            shapes = r.dense.blendshapes if r.dense is not None else {}
+            mp_scores.append([shapes.get(MEDIAPIPE_NAMES[n], np.nan) for n in RESPONSIVE])
         if max_frames and len(ours) >= max_frames:
             break
-    return {k: np.asarray(v, np.float64) for k, v in (("ours", ours), ("dlib_raw", raw), ("dlib_fed", fed))}
+    return {k: np.asarray(v, np.float64) for k, v in (("ours", ours), ("dlib_raw", raw), ("dlib_fed", fed),
+                                                       ("expressions", exp), ("mediapipe", mp_scores))}
+
+
+def responsiveness(tr: dict[str, np.ndarray]) -> dict:
+    """Pearson r of jawOpen with the mouth opening and of eyeBlink_L/R with eye closure, all measured by raw
+    dlib landmarks on the same frames; for our coefficients, MediaPipe's blendshape scores (a peer) and our
+    mesh's own lip gap and eyelid closure (68 model landmarks); plus each coefficient's SD."""
+    ref = {"jawOpen": mouth_opening(tr["dlib_raw"]), "eyeBlink_L": eye_closure(tr["dlib_raw"], "L"),
+           "eyeBlink_R": eye_closure(tr["dlib_raw"], "R")}
+    mesh = {"jawOpen": mouth_opening(tr["ours"]), "eyeBlink_L": eye_closure(tr["ours"], "L"),
+            "eyeBlink_R": eye_closure(tr["ours"], "R")}
+    out = {}
+    for label, series in (("ours", tr["expressions"]), ("mediapipe_blendshapes", tr["mediapipe"])):
+        row = {}
+        for k, name in enumerate(RESPONSIVE):
+            row[f"r_{name}"] = pearson(series[:, k], ref[name])
+            v = series[:, k][np.isfinite(series[:, k])]
+            row[f"sd_{name}"] = float(v.std()) if len(v) else None
+        out[label] = row
+    out["ours_mesh"] = {f"r_{name}": pearson(mesh[name], ref[name]) for name in RESPONSIVE}
+    return out
 
 
 def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = None, still: float = STILL) -> dict:
     per_video, missing = {}, Counter()
+    reference = DlibLandmarks()
+    series: dict[str, list[np.ndarray]] = {k: [] for k in ("ours", "dlib_raw", "expressions", "mediapipe")}
     total = found = 0
     pooled = {"ours": [], "dlib_raw": [], "dlib_fed": []}
     still_n = 0
     for path in files:
         try:
-            tr = track_video(tracker, path, max_frames)
+            tr = track_video(tracker, path, max_frames, reference)
         except FacetrackError:
             missing["unreadable video"] += 1
             continue
@@ -85,6 +147,8 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
             missing["video without faces"] += 1
             per_video[path.name] = {"frames": T, "success_rate": 0.0}
             continue
+        for k in series:
+            series[k].append(tr[k])
         pairs = still_pairs(tr["dlib_raw"], still)
         scale = face_size(tr["dlib_raw"])
         fig = {k: jitter(tr[k], pairs, scale) for k in pooled}
@@ -96,7 +160,7 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
         per_video[path.name] = {"frames": T, "success_rate": float(ok.mean()), "still_pairs": n_pairs,
                                 "jitter": fig, "jitter_ratio_ours_to_raw_dlib": fig["ours"] / fig["dlib_raw"]
                                 if n_pairs else None,
-                                "face_size_px": stats(scale).get("median")}
+                                "face_size_px": stats(scale).get("median"), "responsiveness": responsiveness(tr)}
 
     def pooled_mean(k: str) -> float | None:
         if not pooled[k]:
@@ -109,4 +173,6 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
             "still_pairs": still_n, "still_threshold": still,
             "jitter": jit,
             "jitter_ratio_ours_to_raw_dlib": jit["ours"] / jit["dlib_raw"] if jit["ours"] and jit["dlib_raw"] else None,
-            "per_video": per_video, "skipped": skipped(missing)}
+            "responsiveness": responsiveness({k: np.concatenate(v) for k, v in series.items()}) if series["ours"]
+            else None,
+            "front_end": tracker.front_end, "per_video": per_video, "skipped": skipped(missing)}

@@ -55,7 +55,7 @@ class Pipeline:
 
     def __call__(self, frame: Frame, needs: Needs = NOTHING) -> FrameResult | None:
         if frame.x is None:
-            return self.tracker(frame.rgb, needs=needs)
+            return self.tracker(frame.rgb, needs=needs, timestamp=frame.timestamp)
         t0 = time.perf_counter()  # a replayed frame: the recorded parameters, no image, no photometric error
         recon = self.tracker.reconstruct(frame.x, Needs(needs.levels, False))
         box = frame.box or CropBox(frame.frame_size[0] / 2, frame.frame_size[1] / 2, min(frame.frame_size))
@@ -99,6 +99,7 @@ def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max
                "ms_per_frame": {k: v / max(found, 1) for k, v in stage.items()},
                "backend": pipeline.tracker.backend.name}
     if not quiet:
-        print(f"{n} frames, {found} with a face, {figures['fps']:.1f} FPS ({figures['backend']}); ms per frame: "
+        print(f"{n} frames, {found} with a face, {figures['fps']:.1f} FPS ({pipeline.tracker.front_end}, "
+              f"{figures['backend']}); ms per frame: "
               + ", ".join(f"{k} {v:.1f}" for k, v in figures["ms_per_frame"].items()))
     return figures

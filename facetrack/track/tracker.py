@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import cv2
 import numpy as np
 
+from facetrack.model.correspondence import MP68, N_CANONICAL, Correspondence
 from facetrack.net.runtime import make_backend
 from facetrack.net.weights import Weights
 from facetrack.render.camera import Camera
 from facetrack.render.reconstruction import NOTHING, Needs, Reconstruction, Reconstructor
-from facetrack.vision.crop import CropBox
+from facetrack.track.filters import CoefficientFilter
+from facetrack.track.fitter import DenseFitter, FitConfig, FitInfo
+from facetrack.vision.crop import CropBox, box_from_landmarks, crop
+from facetrack.vision.dense import DenseLandmarks, MediaPipeLandmarker
 from facetrack.vision.faces import Face, FaceFinder
 
 
@@ -28,6 +34,8 @@ class FrameResult:
     face: Face | None = None  # crop, detected landmarks, detector box
     ms: dict[str, float] = field(default_factory=dict)  # time per stage
     photometric: dict[str, float] = field(default_factory=dict)  # per level, computed or recorded
+    dense: DenseLandmarks | None = None  # MediaPipe's landmarks, blendshapes and pose, when it runs
+    fit: FitInfo | None = None  # the per-frame fit, when it runs
 
     @property
     def x(self) -> np.ndarray:
@@ -40,32 +48,92 @@ class FrameResult:
 
 
 class Tracker:
-    """Callable on RGB frames; keeps the previous frame's landmarks for tracking."""
+    """Callable on RGB frames; keeps what tracking needs from the previous frame.
 
-    def __init__(self, weights: Weights, backend: str = "auto", landmarks: str = "auto") -> None:
+    Front ends: MediaPipe's 478 landmarks when its model file is given (then the encoder's guess is refined
+    by the per-frame fit and smoothed by the One-Euro filter), else dlib's 68 landmarks and the encoder alone.
+    """
+
+    def __init__(self, weights: Weights, backend: str = "auto", landmarks: str = "auto",
+                 landmarker: Path | None = None, fit: bool = True, smooth: bool = True,
+                 fit_config: FitConfig | None = None, correspondence: Correspondence | None = None) -> None:
         self.weights = weights
         self.model = weights.model.cpu().eval()
         self.backend = make_backend(weights, backend)
-        self.finder = FaceFinder(landmarks)
         self.camera = Camera()
         self.reconstruct = Reconstructor(self.model, self.camera)
+        self.slices = self.model.layout.slices()
+        self.dense = MediaPipeLandmarker(landmarker) if landmarker is not None else None
+        self.finder = FaceFinder(landmarks) if self.dense is None else None
+        self.fitter = DenseFitter(self.model, correspondence or Correspondence.load(), self.camera, fit_config) \
+            if self.dense is not None and fit else None
+        self.smoother = CoefficientFilter() if self.dense is not None and smooth else None
         self.previous: np.ndarray | None = None
+        self._fresh = True
+
+    @property
+    def front_end(self) -> str:
+        """What runs, in words, for the status line and summaries."""
+        if self.dense is None:
+            return "dlib 68 landmarks + encoder"
+        return "MediaPipe 478 landmarks + encoder" + (" + fit" if self.fitter else "") + \
+            (" + One-Euro" if self.smoother else "")
 
     def reset(self) -> None:
+        """A new source or an unrelated photo: nothing carries over (not even the identity)."""
         self.previous = None
+        self._fresh = True
+        if self.fitter is not None:
+            self.fitter.reset(keep_identity=False)
+        if self.smoother is not None:
+            self.smoother.reset()
 
-    def __call__(self, rgb: np.ndarray, pad: float = 0.0, needs: Needs = NOTHING) -> FrameResult | None:
+    def _lost(self) -> None:
+        self.previous = None
+        if self.fitter is not None:
+            self.fitter.reset(keep_identity=True)
+        if self.smoother is not None:
+            self.smoother.reset()
+
+    def _find(self, rgb: np.ndarray, pad: float, timestamp: float | None) -> tuple[Face | None, DenseLandmarks | None]:
+        if self.dense is None:
+            return self.finder(rgb, pad=pad, previous=self.previous), None
+        p = int(pad * max(rgb.shape[:2]))
+        img = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REPLICATE) if p else rgb
+        dense = self.dense(img, timestamp, still=self._fresh and timestamp is None)
+        if dense is None:
+            return None, None
+        dense.points -= p
+        lm68 = dense.points[MP68]
+        box = box_from_landmarks(lm68)
+        shifted = CropBox(box.cx + p, box.cy + p, box.side)
+        lo, hi = lm68.min(0), lm68.max(0)
+        face = Face(crop(img, shifted), box.to_crop(lm68).astype(np.float32), np.ones(len(lm68), np.float32), box,
+                    lm68, (int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1])))
+        return face, dense
+
+    def __call__(self, rgb: np.ndarray, pad: float = 0.0, needs: Needs = NOTHING,
+                 timestamp: float | None = None) -> FrameResult | None:
+        """`timestamp` (seconds, increasing) marks frames of one stream; without it frames are unrelated photos."""
         t0 = time.perf_counter()
-        face = self.finder(rgb, pad=pad, previous=self.previous)
+        face, dense = self._find(rgb, pad, timestamp)
+        self._fresh = False
         t1 = time.perf_counter()
         if face is None:
-            self.previous = None
+            self._lost()
             return None
         x = self.backend(face.crop[None])[0]
         t2 = time.perf_counter()
+        info = None
+        if self.fitter is not None and dense is not None:
+            pts = face.box.to_crop(dense.points[:N_CANONICAL])
+            x, info = self.fitter(x, pts, dense.depth[:N_CANONICAL] * face.box.scale)
+        if self.smoother is not None and timestamp is not None:
+            x = self.smoother(x, self.slices, timestamp)
+        t3 = time.perf_counter()
         recon = self.reconstruct(x, needs, face.crop)
-        result = FrameResult(recon, face.box, face, photometric=recon.photometric())
+        result = FrameResult(recon, face.box, face, photometric=recon.photometric(), dense=dense, fit=info)
         self.previous = result.landmarks_image
-        result.ms = {"detect_landmarks": 1e3 * (t1 - t0), "encoder": 1e3 * (t2 - t1),
-                     "model": 1e3 * (time.perf_counter() - t2)}
+        result.ms = {"detect_landmarks": 1e3 * (t1 - t0), "encoder": 1e3 * (t2 - t1), "fit": 1e3 * (t3 - t2),
+                     "model": 1e3 * (time.perf_counter() - t3)}
         return result

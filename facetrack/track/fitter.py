@@ -1,0 +1,251 @@
+"""Per-frame fitting of head pose and the 53 expressions to MediaPipe's dense landmarks (Gauss-Newton).
+
+The encoder gives a fast first guess; this fit makes the coefficient stream follow the face. Unknowns: a
+rotation increment (3), translation (3) and the expression weights (53, kept in [0, 1]). Terms, in crop
+pixels: the 2D reprojection of the 468 landmarks at their surface points (facetrack.model.correspondence),
+with eyelid and inner-lip points weighted up so blinks and mouth shapes are observable and the face-oval
+points (which sit on the silhouette, not on fixed skin) weighted down; their depth relative to the face's
+mean depth; pulls towards the previous frame (smoothness) and the encoder (a weak prior); a small L2 on the
+expressions (sparsity: no shape without evidence). All Jacobians are analytic, on precomputed landmark rows
+of the bases, so a frame costs a few milliseconds.
+
+Identity is not re-guessed every frame: normal equations for the identity weights are accumulated over the
+first frames (with expressions pulled harder to zero, so the resting face goes into identity: a neutral
+face then reads near-zero expressions) and over keyframes later (slow update), then solved under the
+model's prior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facetrack.model.correspondence import CHIN, EYELIDS, FACE_OVAL, INNER_LIPS, LIP_CORNERS, Correspondence
+from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
+from facetrack.render.camera import Camera
+
+
+@dataclass
+class FitConfig:
+    iterations: int = 4
+    w_eyelid: float = 6.0  # per-point weights of the 2D term (others 1)
+    w_inner_lip: float = 4.0
+    w_oval: float = 0.25
+    w_chin: float = 1.0  # the chin carries jawOpen
+    w_depth: float = 0.05  # relative depth, per point, pixels^2 like the 2D term
+    w_previous: float = 30.0  # expressions towards the previous frame (per unit weight, squared)
+    w_encoder: float = 3.0  # expressions towards the encoder's guess
+    w_l2: float = 8.0  # expressions towards zero
+    w_pose_previous: float = 2e3  # rotation increment (rad) and translation (cm, x0.01) towards the previous frame
+    calibration_frames: int = 40  # frames that set the identity at the start
+    calibration_l2: float = 80.0  # expression pull to zero while calibrating
+    keyframe_every: int = 15  # after calibration: identity update from every n-th frame
+    keyframe_weight: float = 0.25
+    id_prior: float = 40.0  # identity prior weight (per unit of sigma, squared)
+
+
+@dataclass
+class FitState:
+    identity: np.ndarray | None = None
+    A: np.ndarray | None = None  # accumulated identity normal equations
+    b: np.ndarray | None = None
+    frames: int = 0
+    previous: dict[str, np.ndarray] | None = None  # unfiltered pose and expressions of the last frame
+
+
+@dataclass
+class FitInfo:
+    iterations: int
+    rms_px: float  # weighted-free RMS of the 2D residual after the fit
+    start_rms_px: float
+    calibrating: bool
+    extra: dict = field(default_factory=dict)
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(N, 3) -> (N, 3, 3) cross-product matrices."""
+    z = np.zeros(len(v))
+    return np.stack([np.stack([z, -v[:, 2], v[:, 1]], -1), np.stack([v[:, 2], z, -v[:, 0]], -1),
+                     np.stack([-v[:, 1], v[:, 0], z], -1)], 1)
+
+
+def _rodrigues(w: np.ndarray) -> np.ndarray:
+    th = np.linalg.norm(w)
+    if th < 1e-12:
+        return np.eye(3)
+    k = w / th
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
+
+
+def _euler_matrix(a: np.ndarray) -> np.ndarray:
+    cx, cy, cz = np.cos(a)
+    sx, sy, sz = np.sin(a)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def _matrix_euler(R: np.ndarray) -> np.ndarray:
+    return np.array([np.arctan2(R[2, 1], R[2, 2]), np.arcsin(np.clip(-R[2, 0], -1, 1)), np.arctan2(R[1, 0], R[0, 0])])
+
+
+class DenseFitter:
+    """Callable per frame: (encoder's x, dense landmarks in crop pixels, their relative depth) -> fitted x."""
+
+    def __init__(self, model: MultiLevelModel, corr: Correspondence, camera: Camera,
+                 cfg: FitConfig | None = None) -> None:
+        self.model, self.corr, self.camera, self.cfg = model, corr, camera, cfg or FitConfig()
+        lay = model.layout
+        self.sl = lay.slices()
+        V = model.n_vertices
+        M = corr.matrix(V)
+
+        def rows(basis: np.ndarray) -> np.ndarray:  # (K, V*3) -> (K, 468, 3)
+            b = basis.reshape(basis.shape[0], V, 3)
+            return np.stack([M @ b[k] for k in range(b.shape[0])]) if len(b) else np.zeros((0, len(corr.tri), 3))
+
+        self.mean = M @ model.mean.numpy().astype(np.float64)
+        self.id_rows = rows(model.id_basis.numpy().astype(np.float64))
+        self.exp_rows = rows(model.exp_basis.numpy().astype(np.float64))
+        geo = model.geo_corrective
+        self.geo_rows = rows(geo.basis.detach().numpy().astype(np.float64)) if isinstance(geo, LinearCorrective) \
+            else None
+        self.id_sigma = model.id_sigma.numpy().astype(np.float64)
+        n = len(corr.tri)
+        w = np.ones(n)
+        w[FACE_OVAL] = self.cfg.w_oval
+        w[CHIN] = self.cfg.w_chin
+        w[EYELIDS.ravel()] = self.cfg.w_eyelid
+        w[INNER_LIPS.ravel()] = self.cfg.w_inner_lip
+        w[LIP_CORNERS] = self.cfg.w_inner_lip
+        self.weights = w
+        self.state = FitState()
+
+    def reset(self, keep_identity: bool = True) -> None:
+        """A new shot or a lost face: forget the previous frame; keep the person unless told otherwise."""
+        if keep_identity:
+            self.state.previous = None
+        else:
+            self.state = FitState()
+
+    # -- the model at the landmarks ---------------------------------------------------------------------
+    def _static(self, identity: np.ndarray, delta_g: np.ndarray) -> np.ndarray:
+        s = self.mean + np.einsum("k,kic->ic", identity, self.id_rows)
+        if self.geo_rows is not None:
+            s = s + np.einsum("k,kic->ic", delta_g, self.geo_rows)
+        return s
+
+    def _project(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        f, W, H = self.camera.focal, self.camera.width, self.camera.height
+        d = -c[:, 2]
+        uv = np.stack([W / 2 + f * c[:, 0] / d, H / 2 - f * c[:, 1] / d], 1)
+        J = np.zeros((len(c), 2, 3))
+        J[:, 0, 0] = f / d
+        J[:, 0, 2] = f * c[:, 0] / d**2
+        J[:, 1, 1] = -f / d
+        J[:, 1, 2] = -f * c[:, 1] / d**2
+        return uv, J
+
+    def __call__(self, x: np.ndarray, obs: np.ndarray, depth: np.ndarray | None = None) -> tuple[np.ndarray, FitInfo]:
+        """x: the encoder's (D,) vector; obs: (468, 2) crop pixels; depth: (468,) crop pixels (MediaPipe z)."""
+        cfg, sl, st = self.cfg, self.sl, self.state
+        x = np.asarray(x, np.float64).copy()
+        identity = st.identity if st.identity is not None else x[sl["alpha_id"]]
+        calibrating = st.frames < cfg.calibration_frames
+        enc_exp = np.clip(x[sl["alpha_exp"]], 0, 1)
+        prev = st.previous
+        R = _euler_matrix(prev["rot"] if prev else x[sl["rot"]])
+        t = (prev["trans"] if prev else x[sl["trans"]]).copy()
+        a = (prev["exp"] if prev else enc_exp).copy()
+        a_prev = prev["exp"] if prev else enc_exp
+        s = self._static(identity, x[sl["delta_g"]])
+        E = self.exp_rows  # (K, N, 3)
+        K = E.shape[0]
+        w = self.weights
+        sw = np.sqrt(w)
+        l2 = cfg.calibration_l2 if calibrating else cfg.w_l2
+        start_rms = None
+        z_obs = None if depth is None else depth - depth.mean()
+        done = 0
+        for _ in range(cfg.iterations):
+            done += 1
+            m = s + np.einsum("k,kic->ic", a, E)
+            Rm = m @ R.T
+            c = Rm + t
+            uv, Jp = self._project(c)
+            r2 = (uv - obs)  # (N, 2)
+            if start_rms is None:
+                start_rms = float(np.sqrt((r2**2).sum(1).mean()))
+            # dc/d(omega) = -[Rm]x ; dc/dt = I ; dc/da = R E
+            dc_dw = -_skew(Rm)  # (N, 3, 3)
+            dc_da = np.einsum("ij,knj->nik", R, E)  # (N, 3, K)
+            J_w = Jp @ dc_dw  # (N, 2, 3)
+            J_t = Jp  # (N, 2, 3)
+            J_a = Jp @ dc_da  # (N, 2, K)
+            J = np.concatenate([J_w, J_t, J_a], axis=2) * sw[:, None, None]
+            rows, res = [J.reshape(-1, 6 + K)], [(r2 * sw[:, None]).reshape(-1)]
+            if z_obs is not None and cfg.w_depth > 0:
+                d = -c[:, 2]
+                dm = d.mean()
+                zm = (d - dm) * self.camera.focal / dm  # model depth in pixels about its mean
+                dz = np.concatenate([-dc_dw[:, 2], -np.tile(np.eye(3)[2], (len(c), 1)), -dc_da[:, 2]], axis=1)
+                dz = (dz - dz.mean(0)) * self.camera.focal / dm
+                sd = np.sqrt(cfg.w_depth * w)
+                rows.append(dz * sd[:, None])
+                res.append((zm - z_obs) * sd)
+            pri = np.zeros((K, 6 + K))
+            pri[:, 6:] = np.eye(K)
+            for weight, target in ((cfg.w_previous if prev else 0.0, a_prev), (cfg.w_encoder, enc_exp),
+                                   (l2, np.zeros(K))):
+                if weight > 0:
+                    rows.append(pri * np.sqrt(weight))
+                    res.append((a - target) * np.sqrt(weight))
+            if prev is not None:
+                pp = np.zeros((6, 6 + K))
+                pp[:, :6] = np.eye(6)
+                pose_res = np.concatenate([np.zeros(3), (t - prev["trans"]) * 0.01])
+                rows.append(pp * np.sqrt(cfg.w_pose_previous))
+                res.append(pose_res * np.sqrt(cfg.w_pose_previous))
+            A = np.concatenate(rows)
+            r = np.concatenate(res)
+            H = A.T @ A + 1e-6 * np.eye(6 + K)
+            step = -np.linalg.solve(H, A.T @ r)
+            R = _rodrigues(step[:3]) @ R
+            t = t + step[3:6]
+            a = np.clip(a + step[6:], 0.0, 1.0)
+            if np.abs(step).max() < 1e-4:
+                break
+        # final residual and identity evidence at the fitted pose and expressions
+        m = s + np.einsum("k,kic->ic", a, E)
+        c = m @ R.T + t
+        uv, Jp = self._project(c)
+        rms = float(np.sqrt(((uv - obs) ** 2).sum(1).mean()))
+        self._accumulate_identity(identity, R, Jp, uv, obs, calibrating)
+        st.previous = {"rot": _matrix_euler(R), "trans": t.copy(), "exp": a.copy()}
+        st.frames += 1
+        out = x.copy()
+        out[sl["rot"]] = st.previous["rot"]
+        out[sl["trans"]] = t
+        out[sl["alpha_exp"]] = a
+        out[sl["alpha_id"]] = st.identity if st.identity is not None else identity
+        return out.astype(np.float32), FitInfo(done, rms, start_rms or rms, calibrating)
+
+    def _accumulate_identity(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
+                             obs: np.ndarray, calibrating: bool) -> None:
+        cfg, st = self.cfg, self.state
+        if not calibrating and st.frames % cfg.keyframe_every:
+            return
+        weight = 1.0 if calibrating else cfg.keyframe_weight
+        dc = np.einsum("ij,knj->nik", R, self.id_rows)  # (N, 3, Kid)
+        J = (Jp @ dc) * np.sqrt(self.weights)[:, None, None]
+        J = J.reshape(-1, J.shape[-1])
+        r = ((obs - uv) * np.sqrt(self.weights)[:, None]).reshape(-1)
+        A = weight * J.T @ J
+        b = weight * J.T @ (r + J @ identity)
+        st.A = A if st.A is None else st.A + A
+        st.b = b if st.b is None else st.b + b
+        prior = cfg.id_prior * np.diag(1.0 / self.id_sigma**2)
+        st.identity = np.linalg.solve(st.A + prior, st.b)

@@ -1,0 +1,96 @@
+"""The dense front end: MediaPipe landmarks, their ICT correspondence, the per-frame fit and the filter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetrack.model.correspondence import MP68, N_CANONICAL, Correspondence
+from facetrack.model.facemodel import FaceModel
+from facetrack.model.multilevel import MultiLevelModel
+from facetrack.render.camera import Camera
+from facetrack.track.filters import OneEuro
+from facetrack.track.fitter import DenseFitter, FitConfig, _euler_matrix
+
+
+def test_shipped_correspondence(face: FaceModel) -> None:
+    c = Correspondence.load()
+    assert c.tri.shape == (N_CANONICAL, 3) and np.allclose(c.bary.sum(1), 1, atol=1e-5) and (c.bary >= -1e-6).all()
+    assert c.tri.max() < face.n_vertices and len(set(MP68)) == 68
+    pts = c.points(face.mean)
+    # Landmark 1 (nose tip) lies in front of the outer eye corners (33, 263), the chin (152) below the nose.
+    assert pts[1, 2] > pts[33, 2] + 1 and pts[1, 2] > pts[263, 2] + 1 and pts[152, 1] < pts[1, 1] - 3
+
+
+def _project(fitter: DenseFitter, x: np.ndarray) -> np.ndarray:
+    sl = fitter.sl
+    s = fitter._static(x[sl["alpha_id"]], x[sl["delta_g"]])
+    m = s + np.einsum("k,kic->ic", x[sl["alpha_exp"]], fitter.exp_rows)
+    return fitter._project(m @ _euler_matrix(x[sl["rot"]]).T + x[sl["trans"]])[0]
+
+
+def test_fit_recovers_pose_and_expressions(face: FaceModel) -> None:
+    """Landmarks projected from known parameters: the fit from a wrong start finds the pose and the shapes that
+    move the landmarks (a known answer; the priors are off so only the data speaks)."""
+    model = MultiLevelModel(face, n_cg=2, n_cr=2)
+    cfg = FitConfig(iterations=12, w_encoder=0.0, w_l2=0.0, calibration_l2=0.0, w_depth=0.0)
+    fitter = DenseFitter(model, Correspondence.load(), Camera(), cfg)
+    sl = fitter.sl
+    truth = np.zeros(model.layout.size)
+    truth[sl["trans"]] = [0.5, -0.3, -112.0]
+    truth[sl["rot"]] = np.radians([8.0, -15.0, 4.0])
+    names = model.exp_names
+    for name, v in (("jawOpen", 0.6), ("eyeBlink_L", 0.9), ("mouthSmile_R", 0.5)):
+        truth[sl["alpha_exp"].start + names.index(name)] = v
+    obs = _project(fitter, truth)
+    start = truth.copy()
+    start[sl["rot"]] = 0.0
+    start[sl["trans"]] = [0.0, 0.0, -115.0]
+    start[sl["alpha_exp"]] = 0.05
+    x, info = fitter(start, obs)
+    assert info.rms_px < 0.3 < info.start_rms_px
+    assert np.degrees(np.abs(x[sl["rot"]] - truth[sl["rot"]])).max() < 0.5
+    for name, v in (("jawOpen", 0.6), ("eyeBlink_L", 0.9), ("mouthSmile_R", 0.5)):
+        assert abs(x[sl["alpha_exp"].start + names.index(name)] - v) < 0.1, name
+
+
+def test_one_euro_smooths_noise_and_follows_steps() -> None:
+    rng = np.random.default_rng(0)
+    f = OneEuro(min_cutoff=1.0, beta=0.5)
+    t = np.arange(200) / 30
+    noisy = 0.01 * rng.normal(size=200)
+    out = np.array([f(np.array([v]), s)[0] for v, s in zip(noisy, t, strict=True)])
+    assert np.abs(np.diff(out)).mean() < 0.3 * np.abs(np.diff(noisy)).mean()  # still: much less jitter
+    f.reset()
+    step = np.where(t < 1, 0.0, 1.0)
+    out = np.array([f(np.array([v]), s)[0] for v, s in zip(step, t, strict=True)])
+    assert out[40] > 0.9  # 10 frames after the step it has followed (little lag on fast motion)
+
+
+def test_mediapipe_on_a_shared_video(shared_dir: Path) -> None:
+    from facetrack.io.sources import open_source
+    from facetrack.vision.dense import MediaPipeLandmarker
+
+    model = shared_dir / "mediapipe" / "face_landmarker.task"
+    if not model.is_file():
+        pytest.skip("no face_landmarker.task in FACETRACK_SHARED/mediapipe")
+    lm = MediaPipeLandmarker(model)
+    video = open_source(str(shared_dir / "videos" / "liveportrait_d0.mp4"))
+    frames = [f for _, f in zip(range(3), video, strict=False)]
+    faces = [lm(f.rgb, f.timestamp) for f in frames]
+    lm.close()
+    assert all(d is not None for d in faces)
+    d = faces[-1]
+    h, w = frames[-1].rgb.shape[:2]
+    assert d.points.shape == (478, 2) and (d.points > 0).all() and (d.points[:, 0] < w).all()
+    assert "jawOpen" in d.blendshapes and d.matrix.shape == (4, 4)
+
+
+def test_missing_landmarker_is_one_line_error(tmp_path: Path) -> None:
+    from facetrack.errors import FacetrackError
+    from facetrack.vision.dense import MediaPipeLandmarker
+
+    with pytest.raises(FacetrackError, match="face_landmarker.task"):
+        MediaPipeLandmarker(tmp_path / "nope.task")
