@@ -54,3 +54,28 @@ def test_bad_sources_are_one_line_errors(weights: Path, model_file: Path, tmp_pa
     assert main(["run", "--source", str(broken), "--no-gui", "--weights", str(tmp_path),
                  "--model", str(model_file)]) == 2
     assert "missing weights file" in capsys.readouterr().err
+
+
+def test_face_lost_holds_the_pose_and_reacquires(weights: Path, model_file: Path, shared_dir: Path,
+                                                  tmp_path: Path) -> None:
+    """A face that leaves (black frames) and comes back: every frame is recorded, the missing ones flagged
+    and holding the last pose (no NaN), and tracking picks the face up again."""
+    from facetrack.io.sources import open_source
+
+    frames = [f.rgb for _, f in zip(range(16), open_source(str(shared_dir / "videos" / "liveportrait_d0.mp4")),
+                                    strict=False)]
+    video = tmp_path / "gap.avi"
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (w, h))
+    for k in range(24):
+        rgb = frames[k] if k < 8 else (np.zeros_like(frames[0]) if k < 16 else frames[k - 8])
+        out.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    out.release()
+    rec = tmp_path / "gap.ftrec"
+    assert main(["run", "--source", str(video), "--no-gui", "--record", str(rec), "--weights", str(weights),
+                 "--model", str(model_file)]) == 0
+    back = read_recording(rec)
+    present = back.values["face"][:, 0]
+    assert len(back) == 24 and present[:8].all() and not present[9:16].any() and present[17:].all()
+    expr = back.values["expression"]
+    assert np.isfinite(expr).all() and np.allclose(expr[10], expr[15])  # held, not NaN

@@ -14,6 +14,7 @@ from facetrack.io.sources import Frame
 from facetrack.render.camera import Camera
 from facetrack.render.images import heat_colors
 from facetrack.render.reconstruction import LEVELS, Level, Needs
+from facetrack.track.pipeline import HOLD_FRAMES
 from facetrack.track.tracker import FrameResult
 from facetrack.vision.crop import CropBox
 
@@ -54,8 +55,9 @@ def pack_level(level: Level, box: CropBox, camera: Camera, width: int, height: i
 
 
 def make_packet(frame: Frame, captured: float, r: FrameResult | None, camera: Camera) -> Packet:
+    """A face missing for up to HOLD_FRAMES frames keeps its last mesh on screen; after that, none is drawn."""
     w, h = frame.frame_size
     pk = Packet(frame.rgb, (w, h), frame.index, frame.timestamp, captured, r)
-    if r is not None:
+    if r is not None and r.lost_frames <= HOLD_FRAMES:
         pk.meshes = {name: pack_level(level, r.box, camera, w, h) for name, level in r.recon.levels.items()}
     return pk

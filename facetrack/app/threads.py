@@ -75,7 +75,7 @@ class PacketBox:
     def put(self, pk) -> None:
         with self._lock:
             self._packet = pk
-            if pk.result is not None:
+            if pk.result is not None and pk.result.present:
                 self._pending.append((pk.timestamp, pk.result))
 
     def take(self):

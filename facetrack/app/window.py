@@ -21,7 +21,7 @@ from facetrack.app.viewport import MODES, Viewport
 from facetrack.errors import FacetrackError
 from facetrack.io.sources import Source
 from facetrack.render.reconstruction import Needs
-from facetrack.track.pipeline import Pipeline
+from facetrack.track.pipeline import HOLD_FRAMES, Pipeline
 
 
 class MainWindow(QMainWindow):
@@ -31,7 +31,7 @@ class MainWindow(QMainWindow):
         self.pipeline, self.realtime, self.record_path, self.playback = pipeline, realtime, record, playback
         self.setWindowTitle("facetrack" + (" - playback" if playback else ""))
         self.model = pipeline.model
-        self.viewport = Viewport(self.model.triangles.numpy())
+        self.viewport = Viewport(self.model.face_triangles.numpy())
         self.banner = QLabel()
         self.banner.setStyleSheet("background:#7a1f1f;color:white;padding:6px;font-weight:bold")
         self.banner.hide()
@@ -167,11 +167,15 @@ class MainWindow(QMainWindow):
         self.viewport.set_packet(pk)
         self.latency_ms = 1e3 * (time.monotonic() - pk.captured)
         self.latencies.append(self.latency_ms)
-        for stamp, r in results if results is not None else ([(pk.timestamp, pk.result)] if pk.result else []):
-            self.plots.add(stamp, r)
+        for stamp, res in results if results is not None else (
+                [(pk.timestamp, pk.result)] if pk.result and pk.result.present else []):
+            self.plots.add(stamp, res)
         if pk.result is not None:
             self.infer_ms = sum(pk.result.ms.values())
-        face = "face" if pk.result is not None else "no face"
+        r = pk.result
+        face = "face" if r is not None and r.present else (
+            "no face" if r is None or r.lost_frames > HOLD_FRAMES else "face lost: holding the last pose")
+        face += f" · {self.pipeline.tracker.front_end}"
         rec = f" · recording {self.inference.recorder.frames} frames" if self.inference and self.inference.recorder \
             else ""
         what = f"playing {self.source} · " if self.playback else ""

@@ -184,6 +184,31 @@ def bench_reconstruction(tracker: Tracker, ref: float) -> list[dict]:
             for name, needs in cases.items()]
 
 
+def bench_front_end(tracker: Tracker, video: Path, ref: float) -> list[dict]:
+    """The dense landmarker and the per-frame fit alone, on a real frame of the video (when MediaPipe runs)."""
+    if tracker.dense is None:
+        return []
+    from facetrack.io.sources import open_source
+
+    frame = next(iter(open_source(str(video))))
+    tracker.reset()
+    r = tracker(frame.rgb, timestamp=0.0)
+    if r is None:
+        return []
+    stamps = iter(range(1, 10**6))
+    rows = [_row("MediaPipe face landmarker (478 points, blendshapes, matrix)", "mediapipe-cpu", 1,
+                 time_ms(lambda: tracker.dense(frame.rgb, next(stamps) / 30)), ref)]
+    if tracker.fitter is not None:
+        x = tracker.backend(r.face.crop[None])[0]
+        obs = r.face.box.to_crop(r.dense.points[:468])
+        depth = r.dense.depth[:468] * r.face.box.scale
+        rows.append(_row("per-frame fit (pose + 53 expressions, Gauss-Newton)", "numpy-cpu", 1,
+                         time_ms(lambda: tracker.fitter(x, obs, depth)), ref,
+                         iterations=tracker.fitter(x, obs, depth)[1].iterations))
+    tracker.reset()
+    return rows
+
+
 def bench_pipeline(tracker: Tracker, video: Path, frames: int, ref: float) -> list[dict]:
     """`run --no-gui` as fast as it goes, then the window's own pipeline without the window."""
     from facetrack.io.sources import open_source
@@ -285,20 +310,21 @@ def machine() -> dict:
 
 def run_bench(tracker: Tracker, video: Path | None, frames: int = 150) -> dict:
     ref = reference_ms("cpu")
-    doc = {"machine": machine(), "reference": {"what": "ResNet-18 forward, 240x240, batch 1, torch eager, CPU",
-                                                "ms": ref}}
+    doc = {"machine": machine(), "front_end": tracker.front_end,
+           "reference": {"what": "ResNet-18 forward, 240x240, batch 1, torch eager, CPU", "ms": ref}}
     if torch.cuda.is_available():
         doc["reference"]["cuda_ms"] = reference_ms("cuda")
     rows = bench_encoders(tracker, ref) + bench_formation(tracker, ref) + bench_reconstruction(tracker, ref)
     if video is not None:
-        rows += bench_pipeline(tracker, video, frames, ref)
+        rows += bench_front_end(tracker, video, ref) + bench_pipeline(tracker, video, frames, ref)
     doc["rows"] = rows
     return doc
 
 
 def table(doc: dict) -> str:
     """The rows as a Markdown table."""
-    lines = [f"reference: {doc['reference']['what']}: {doc['reference']['ms']:.2f} ms", "",
+    lines = [f"reference: {doc['reference']['what']}: {doc['reference']['ms']:.2f} ms",
+             f"front end: {doc.get('front_end', '-')}", "",
              "| part | backend | batch | ms per frame | Hz | x reference |", "| --- | --- | --- | --- | --- | --- |"]
     for r in doc["rows"]:
         lines.append(f"| {r['part']} | {r['backend']} | {r['batch']} | {r['ms_per_frame']:.2f} | {r['hz']:.0f} | "

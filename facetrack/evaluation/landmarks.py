@@ -8,8 +8,9 @@ landmarks normalised by sqrt(w * h) of the ground-truth landmarks' bounding box,
 The model's landmarks are its fixed 68 vertices projected into the image (3D landmarks, as pt3d_68 are),
 in pixel-index coordinates like the annotations. AFLW2000's angles turn the face the other way round from
 ours in all three axes (ours = -Pose_Para, checked on the sample by solving PnP from its own landmarks).
-For context the report also gives the input of our pipeline: the raw dlib landmarks, and the head pose
-that OpenCV's solvePnP finds from them with the model's mean face (what a landmark-only tracker does).
+For context the report also gives the input of our pipeline: the raw landmarks it was fed (dlib's, or
+MediaPipe's 68-point subset), the head pose that OpenCV's solvePnP finds from them with the model's mean
+face (what a landmark-only tracker does), and with MediaPipe the pose of its own transformation matrix.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
     model = tracker.model
     mean_lm = model.mean[model.landmarks].double().numpy()
     nme = {lv: [] for lv in levels}
-    nme_dlib, yaws, pose_err, pnp_err = [], [], [], []
+    nme_dlib, yaws, pose_err, pnp_err, mp_err = [], [], [], [], []
     missing = Counter()
     annotated: dict[Path, tuple[np.ndarray, np.ndarray | None]] = {}
     for mat in mats:
@@ -109,6 +110,9 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
         pose_err.append(angle_errors_deg(pred, gt_pose))
         pnp = pnp_pose_deg(mean_lm, r.face.image_landmarks - 0.5, img.shape[:2])
         pnp_err.append(angle_errors_deg(pnp, gt_pose))
+        if r.dense is not None and r.dense.matrix is not None:  # MediaPipe's own head pose: same axes as ours
+            mp_pose = np.degrees(matrix_to_euler(torch.from_numpy(r.dense.matrix[:3, :3].astype(np.float64))).numpy())
+            mp_err.append(angle_errors_deg(mp_pose, gt_pose))
     yaws_a = np.asarray(yaws)
     bins = {f"yaw_{int(lo)}_{int(hi)}": (yaws_a >= lo) & (yaws_a < hi + (hi == 90)) for lo, hi in YAW_BINS}
 
@@ -127,4 +131,6 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
             "pose_mae_deg": mae(pose_err),
             "reference_dlib_nme": binned(nme_dlib),
             "reference_dlib_pnp_pose_mae_deg": mae(pnp_err),
+            "reference_mediapipe_matrix_pose_mae_deg": mae(mp_err) if mp_err else None,
+            "front_end": tracker.front_end,
             "skipped": skipped(missing)}

@@ -51,6 +51,9 @@ def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: P
     mean_face = model.mean[:NARROW_FACE].double().numpy()
     reference, dlib_nme, frontal = [], [], []
     geodesic, per_axis, missing = [], [], Counter()
+    exp_at = {name: (o, size) for name, o, size in json.loads((folder / "meta.json").read_text())["layout"]}[
+        "alpha_exp"][0]
+    exp_errors, exp_truth = [], []
     files = [folder / "images" / f"{i:06d}.png" for i in range(n)]
     needs = Needs(frozenset(levels))
     for path, _, r in reconstructions(tracker, files, missing, needs):
@@ -69,6 +72,9 @@ def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: P
         reference.append(aligned_vertex_error_mm(mean_face, gt)[0])
         gt_rot = z["params"][i, rot_at : rot_at + 3].astype(np.float64)
         pred_rot = r.recon.params["rot"].astype(np.float64)
+        truth = z["params"][i, exp_at : exp_at + model.layout.n_exp].astype(np.float64)
+        exp_errors.append(np.abs(r.recon.params["alpha_exp"] - truth))
+        exp_truth.append(truth)
         geodesic.append(rotation_error_deg(euler_to_matrix(torch.from_numpy(pred_rot)).numpy(),
                                            euler_to_matrix(torch.from_numpy(gt_rot)).numpy()))
         per_axis.append(angle_errors_deg(np.degrees(pred_rot), np.degrees(gt_rot)))
@@ -83,4 +89,23 @@ def eval_synthetic(tracker: Tracker, n: int = 300, seed: int = 0, backgrounds: P
             "rotation_error_deg": stats(geodesic),
             "reference_frontal_rotation_error_deg": stats(frontal).get("mean"),
             "angle_mae_deg": {k: stats(axes[:, j]).get("mean") for j, k in enumerate(("pitch", "yaw", "roll"))},
-            "skipped": skipped(missing)}
+            "expression_recovery": expression_recovery(model.exp_names, exp_errors, exp_truth, tracker),
+            "front_end": tracker.front_end, "skipped": skipped(missing)}
+
+
+def expression_recovery(names: list[str], errors: list[np.ndarray], truth: list[np.ndarray], tracker: Tracker
+                        ) -> dict:
+    """Per shape: mean absolute error of the recovered weight over all faces, the same over the faces where
+    the shape was active (true weight > 0.1), how often it was, and how well landmarks observe it (pixels of
+    landmark motion per unit weight; only with the dense fit)."""
+    if not errors:
+        return {}
+    e, t = np.asarray(errors), np.asarray(truth)
+    seen = tracker.fitter.observability() if tracker.fitter is not None else {}
+    out = {}
+    for k, name in enumerate(names):
+        active = t[:, k] > 0.1
+        out[name] = {"mae": float(e[:, k].mean()), "mae_when_active": float(e[active, k].mean()) if active.any()
+                     else None, "active_faces": int(active.sum()), "observability_px": seen.get(name)}
+    return {"per_shape": out, "mae_all": float(e.mean()),
+            "mae_when_active": float(e[t > 0.1].mean()) if (t > 0.1).any() else None}

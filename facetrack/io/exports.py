@@ -30,7 +30,7 @@ def export_csv(rec: Recording, path: Path) -> None:
     names = {"expression": rec.header["expression_names"], "quaternion": ["qw", "qx", "qy", "qz"],
              "translation": ["tx_cm", "ty_cm", "tz_cm"], "photo_base": ["photo_base"],
              "photo_final": ["photo_final"], "crop_box": ["crop_cx", "crop_cy", "crop_side"],
-             "frame_size": ["frame_width", "frame_height"]}
+             "frame_size": ["frame_width", "frame_height"], "face": ["face_present"]}
     cols, blocks = ["timestamp", "frame"], [rec.timestamp[:, None], rec.frame_index[:, None].astype(float)]
     for name, arr in rec.values.items():
         cols += names.get(name, [f"{name}_{k}" for k in range(arr.shape[1])])
@@ -61,13 +61,12 @@ def write_photo_outputs(dest: Path, model: MultiLevelModel, camera: Camera, rast
     (dest / "params.json").write_text(json.dumps(params_json(model, r), indent=1))
     (dest / "landmarks.json").write_text(json.dumps({"landmarks_68": r.landmarks_image.tolist(),
                                                      "units": "input-image pixels, top-left corner origin"}))
-    triangles = model.triangles.numpy()
     mask = None
     for name in LEVELS:
-        pic, mask = overlay_on_image(raster, camera, r.recon.levels[name], triangles, r.box, rgb)
+        pic, mask = overlay_on_image(raster, camera, r.recon.levels[name], model.face_triangles.numpy(), r.box, rgb)
         save_png(dest / f"{name}.png", pic)
     save_png(dest / "mask.png", np.repeat(to_uint8(mask)[..., None], 3, axis=2))
     final = r.recon.levels["final"]
     R = r.recon.rotation_matrix
     v_model = (final.v_cam - r.recon.params["trans"]) @ R  # back to the model frame: R^T (v - t)
-    write_obj(dest / "mesh.obj", v_model, triangles, final.albedo)
+    write_obj(dest / "mesh.obj", v_model, model.triangles.numpy(), final.albedo)

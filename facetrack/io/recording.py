@@ -5,8 +5,9 @@
 The header names every field and its size; a record is float64 timestamp (s), int64 frame index, then
 float32 values in header order: quaternion (w, x, y, z), translation (cm), identity, expressions (ARKit
 names in the header), delta_g, delta_r, SH gamma (27), photometric error base and final (NaN when not
-computed), crop box (cx, cy, side in frame pixels) and frame size (width, height). Version 1 files (without
-crop box and frame size) still read. Each record is
+computed), crop box (cx, cy, side in frame pixels), frame size (width, height) and face present (1, or 0
+when no face was found and the last parameters are held). Version 1 files (without the last three) still
+read. Each record is
 written and flushed on its own, so a crash or kill loses at most the frame being written; the reader drops a
 truncated last record. A full disk raises a one-line FacetrackError and leaves what was written readable.
 """
@@ -54,17 +55,17 @@ def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
 def fields_for(layout: ParamLayout) -> list[tuple[str, int]]:
     return [("quaternion", 4), ("translation", 3), ("identity", layout.n_id), ("expression", layout.n_exp),
             ("delta_g", layout.n_cg), ("delta_r", layout.n_cr), ("gamma", 27), ("photo_base", 1),
-            ("photo_final", 1), ("crop_box", 3), ("frame_size", 2)]
+            ("photo_final", 1), ("crop_box", 3), ("frame_size", 2), ("face", 1)]
 
 
 def frame_values(layout: ParamLayout, x: np.ndarray, photometric: dict[str, float], box: CropBox,
-                 frame_size: tuple[int, int]) -> np.ndarray:
+                 frame_size: tuple[int, int], present: bool = True) -> np.ndarray:
     """The float32 part of a record from one parameter vector."""
     p = layout.split(torch.as_tensor(x, dtype=torch.float64)[None])
     q = matrix_to_quaternion(euler_to_matrix(p["rot"])[0].numpy())
     parts = [q, p["trans"][0], p["alpha_id"][0], p["alpha_exp"][0], p["delta_g"][0], p["delta_r"][0],
              p["gamma"][0].reshape(-1), [photometric.get("base", np.nan)], [photometric.get("final", np.nan)],
-             [box.cx, box.cy, box.side], frame_size]
+             [box.cx, box.cy, box.side], frame_size, [1.0 if present else 0.0]]
     return np.concatenate([np.asarray(v, np.float64).ravel() for v in parts]).astype(np.float32)
 
 
@@ -92,9 +93,10 @@ class Recorder:
         self.file.flush()
 
     def write(self, timestamp: float, frame_index: int, x: np.ndarray, photometric: dict[str, float], box: CropBox,
-              frame_size: tuple[int, int]) -> None:
-        """One frame; `photometric` holds the levels whose error was computed (the others are NaN)."""
-        values = frame_values(self.layout, x, photometric, box, frame_size)
+              frame_size: tuple[int, int], present: bool = True) -> None:
+        """One frame; `photometric` holds the levels whose error was computed (the others are NaN); `present`
+        False marks a frame without a face whose parameters are the last ones held."""
+        values = frame_values(self.layout, x, photometric, box, frame_size, present)
         try:
             self._write(struct.pack("<dq", timestamp, frame_index) + values.tobytes())
         except OSError as e:

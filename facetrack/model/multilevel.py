@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from facetrack.model.facemodel import FaceModel
+from facetrack.model.facemodel import NARROW_FACE, FaceModel
 from facetrack.model.layout import ParamLayout
 
 
@@ -99,6 +99,13 @@ class MultiLevelModel(nn.Module):
         self.register_buffer("triangles", torch.from_numpy(face.triangles.astype("int64")))
         self.register_buffer("landmarks", torch.from_numpy(face.landmarks.astype("int64")))
         self.register_buffer("photo_mask", torch.from_numpy(face.photo_mask.astype("float32")))
+        # What is drawn and compared with the image at run time: the narrow face area the landmarks bound
+        # (forehead to chin), not the scalp cap, ears or neck, which no landmark constrains.
+        in_face = (face.triangles < NARROW_FACE).all(axis=1)
+        self.register_buffer("face_triangles", torch.from_numpy(face.triangles[in_face].astype("int64")),
+                             persistent=False)
+        face_mask = (torch.arange(V) < NARROW_FACE).float()
+        self.register_buffer("face_photo_mask", self.photo_mask * face_mask, persistent=False)
         self.geo_corrective = CORRECTIVES[corrective](n_cg, V)
         self.refl_corrective = CORRECTIVES[corrective](n_cr, V)
 

@@ -46,7 +46,7 @@ class Level:
     color: np.ndarray  # (V, 3) albedo x SH irradiance, clipped to [0, 1]
     visible: np.ndarray  # (V,) bool: front-facing and inside the crop
     residual: np.ndarray | None = None  # (V,) RGB distance to the image, 0 where not counted
-    photometric: float | None = None  # mean over visible photometric-mask vertices (the paper's figure)
+    photometric: float | None = None  # mean over visible vertices of the face area's photometric mask
 
 
 @dataclass
@@ -126,7 +126,7 @@ class Reconstructor:
             level = Level(vw.v_cam[0].numpy(), vw.n_cam[0].numpy(), vw.uv[0].numpy(), vw.albedo[0].clamp(0, 1).numpy(),
                           vw.color[0].clamp(0, 1).numpy(), vw.visible[0].numpy())
             if image is not None:
-                counted = vw.visible[0] & (model.photo_mask > 0)
+                counted = vw.visible[0] & (model.face_photo_mask > 0)
                 res = photometric_residual(image, vw)[0] * counted
                 level.residual = res.numpy()
                 level.photometric = float(res.sum() / counted.sum().clamp(min=1))

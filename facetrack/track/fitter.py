@@ -25,6 +25,11 @@ from facetrack.model.correspondence import CHIN, EYELIDS, FACE_OVAL, INNER_LIPS,
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
 from facetrack.render.camera import Camera
 
+SECONDARY_SHAPES = {"mouthLowerDown_L": 4.0, "mouthLowerDown_R": 4.0, "mouthUpperUp_L": 4.0, "mouthUpperUp_R": 4.0,
+                    "mouthStretch_L": 4.0, "mouthStretch_R": 4.0, "mouthClose": 4.0, "mouthShrugLower": 4.0,
+                    "mouthShrugUpper": 4.0, "eyeSquint_L": 4.0, "eyeSquint_R": 4.0, "jawOpen": 0.25,
+                    "eyeBlink_L": 0.25, "eyeBlink_R": 0.25}
+
 
 @dataclass
 class FitConfig:
@@ -36,13 +41,16 @@ class FitConfig:
     w_depth: float = 0.05  # relative depth, per point, pixels^2 like the 2D term
     w_previous: float = 30.0  # expressions towards the previous frame (per unit weight, squared)
     w_encoder: float = 3.0  # expressions towards the encoder's guess
-    w_l2: float = 8.0  # expressions towards zero
+    w_l2: float = 100.0  # expressions towards zero (sparsity; the main defence against cross-talk between shapes)
     w_pose_previous: float = 2e3  # rotation increment (rad) and translation (cm, x0.01) towards the previous frame
     calibration_frames: int = 40  # frames that set the identity at the start
     calibration_l2: float = 80.0  # expression pull to zero while calibrating
     keyframe_every: int = 15  # after calibration: identity update from every n-th frame
     keyframe_weight: float = 0.25
     id_prior: float = 40.0  # identity prior weight (per unit of sigma, squared)
+    # Shapes that can imitate a bigger one (a lip gap from mouthLowerDown instead of jawOpen, a closing lid
+    # from eyeSquint instead of eyeBlink) pay more for the same evidence: the semantic shape comes first.
+    l2_scale: dict[str, float] = field(default_factory=lambda: dict(SECONDARY_SHAPES))
 
 
 @dataclass
@@ -68,6 +76,11 @@ def _skew(v: np.ndarray) -> np.ndarray:
     z = np.zeros(len(v))
     return np.stack([np.stack([z, -v[:, 2], v[:, 1]], -1), np.stack([v[:, 2], z, -v[:, 0]], -1),
                      np.stack([-v[:, 1], v[:, 0], z], -1)], 1)
+
+
+def J_w_depth(v: np.ndarray) -> np.ndarray:
+    """(N, 3): the derivative of the depth d = -z of rotated points v under a rotation increment."""
+    return np.stack([-v[:, 1], v[:, 0], np.zeros(len(v))], 1)
 
 
 def _rodrigues(w: np.ndarray) -> np.ndarray:
@@ -109,7 +122,10 @@ class DenseFitter:
 
         self.mean = M @ model.mean.numpy().astype(np.float64)
         self.id_rows = rows(model.id_basis.numpy().astype(np.float64))
+        self.id_n3k = np.ascontiguousarray(self.id_rows.transpose(1, 2, 0))
         self.exp_rows = rows(model.exp_basis.numpy().astype(np.float64))
+        self.exp_n3k = np.ascontiguousarray(self.exp_rows.transpose(1, 2, 0))  # (N, 3, K) for batched products
+        self.exp_flat = self.exp_n3k.reshape(-1, self.exp_rows.shape[0])  # (N*3, K)
         geo = model.geo_corrective
         self.geo_rows = rows(geo.basis.detach().numpy().astype(np.float64)) if isinstance(geo, LinearCorrective) \
             else None
@@ -122,6 +138,7 @@ class DenseFitter:
         w[INNER_LIPS.ravel()] = self.cfg.w_inner_lip
         w[LIP_CORNERS] = self.cfg.w_inner_lip
         self.weights = w
+        self.l2_scale = np.array([self.cfg.l2_scale.get(n, 1.0) for n in model.exp_names])
         self.state = FitState()
 
     def reset(self, keep_identity: bool = True) -> None:
@@ -172,54 +189,50 @@ class DenseFitter:
         done = 0
         for _ in range(cfg.iterations):
             done += 1
-            m = s + np.einsum("k,kic->ic", a, E)
+            m = s + (self.exp_flat @ a).reshape(-1, 3)
             Rm = m @ R.T
             c = Rm + t
             uv, Jp = self._project(c)
-            r2 = (uv - obs)  # (N, 2)
+            r2 = uv - obs  # (N, 2)
             if start_rms is None:
                 start_rms = float(np.sqrt((r2**2).sum(1).mean()))
             # dc/d(omega) = -[Rm]x ; dc/dt = I ; dc/da = R E
-            dc_dw = -_skew(Rm)  # (N, 3, 3)
-            dc_da = np.einsum("ij,knj->nik", R, E)  # (N, 3, K)
-            J_w = Jp @ dc_dw  # (N, 2, 3)
-            J_t = Jp  # (N, 2, 3)
-            J_a = Jp @ dc_da  # (N, 2, K)
-            J = np.concatenate([J_w, J_t, J_a], axis=2) * sw[:, None, None]
-            rows, res = [J.reshape(-1, 6 + K)], [(r2 * sw[:, None]).reshape(-1)]
+            PR = Jp @ R  # (N, 2, 3)
+            J_a = np.matmul(PR, self.exp_n3k)  # (N, 2, K)
+            J_w = -Jp @ _skew(Rm)  # (N, 2, 3)
+            J = np.concatenate([J_w, Jp, J_a], axis=2) * sw[:, None, None]
+            Jf = J.reshape(-1, 6 + K)
+            rf = (r2 * sw[:, None]).reshape(-1)
+            H = Jf.T @ Jf
+            g = Jf.T @ rf
             if z_obs is not None and cfg.w_depth > 0:
                 d = -c[:, 2]
                 dm = d.mean()
                 zm = (d - dm) * self.camera.focal / dm  # model depth in pixels about its mean
-                dz = np.concatenate([-dc_dw[:, 2], -np.tile(np.eye(3)[2], (len(c), 1)), -dc_da[:, 2]], axis=1)
+                dz = np.concatenate([J_w_depth(Rm), np.tile([0.0, 0.0, -1.0], (len(c), 1)),
+                                     -np.matmul(R[2], self.exp_n3k)], axis=1)
                 dz = (dz - dz.mean(0)) * self.camera.focal / dm
                 sd = np.sqrt(cfg.w_depth * w)
-                rows.append(dz * sd[:, None])
-                res.append((zm - z_obs) * sd)
-            pri = np.zeros((K, 6 + K))
-            pri[:, 6:] = np.eye(K)
+                dzw, rz = dz * sd[:, None], (zm - z_obs) * sd
+                H += dzw.T @ dzw
+                g += dzw.T @ rz
+            # priors on the expressions: previous frame, encoder, per-shape L2 (diagonal terms)
             for weight, target in ((cfg.w_previous if prev else 0.0, a_prev), (cfg.w_encoder, enc_exp),
-                                   (l2, np.zeros(K))):
-                if weight > 0:
-                    rows.append(pri * np.sqrt(weight))
-                    res.append((a - target) * np.sqrt(weight))
-            if prev is not None:
-                pp = np.zeros((6, 6 + K))
-                pp[:, :6] = np.eye(6)
-                pose_res = np.concatenate([np.zeros(3), (t - prev["trans"]) * 0.01])
-                rows.append(pp * np.sqrt(cfg.w_pose_previous))
-                res.append(pose_res * np.sqrt(cfg.w_pose_previous))
-            A = np.concatenate(rows)
-            r = np.concatenate(res)
-            H = A.T @ A + 1e-6 * np.eye(6 + K)
-            step = -np.linalg.solve(H, A.T @ r)
+                                   (l2 * self.l2_scale, np.zeros(K))):
+                weight = np.broadcast_to(np.asarray(weight, np.float64), (K,))
+                H[6:, 6:] += np.diag(weight)
+                g[6:] += weight * (a - target)
+            if prev is not None:  # damp the pose step (Levenberg-Marquardt style) and pull it to the last frame
+                H[:6, :6] += cfg.w_pose_previous * np.eye(6)
+                g[3:6] += cfg.w_pose_previous * 0.01 * (t - prev["trans"])
+            step = -np.linalg.solve(H + 1e-6 * np.eye(6 + K), g)
             R = _rodrigues(step[:3]) @ R
             t = t + step[3:6]
             a = np.clip(a + step[6:], 0.0, 1.0)
             if np.abs(step).max() < 1e-4:
                 break
         # final residual and identity evidence at the fitted pose and expressions
-        m = s + np.einsum("k,kic->ic", a, E)
+        m = s + (self.exp_flat @ a).reshape(-1, 3)
         c = m @ R.T + t
         uv, Jp = self._project(c)
         rms = float(np.sqrt(((uv - obs) ** 2).sum(1).mean()))
@@ -233,14 +246,28 @@ class DenseFitter:
         out[sl["alpha_id"]] = st.identity if st.identity is not None else identity
         return out.astype(np.float32), FitInfo(done, rms, start_rms or rms, calibrating)
 
+    def observability(self, x: np.ndarray | None = None) -> dict[str, float]:
+        """Per expression: RMS landmark motion (crop pixels, weighted as in the fit) for a full unit of that
+        shape at the frontal default pose: how well the landmarks can see it. Near-zero shapes (the tongue,
+        cheek puffs) are driven by the priors and the encoder, not by the landmarks."""
+        sl = self.sl
+        if x is None:
+            x = np.zeros(self.model.layout.size)
+            x[sl["trans"]] = [0.0, 0.0, -115.0]
+        s = self._static(x[sl["alpha_id"]], x[sl["delta_g"]])
+        c = s @ _euler_matrix(x[sl["rot"]]).T + x[sl["trans"]]
+        _, Jp = self._project(c)
+        motion = np.einsum("nij,knj->kni", Jp, self.exp_rows) * np.sqrt(self.weights)[None, :, None]
+        rms = np.sqrt((motion**2).sum(-1).mean(-1))
+        return dict(zip(self.model.exp_names, rms.tolist(), strict=True))
+
     def _accumulate_identity(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
                              obs: np.ndarray, calibrating: bool) -> None:
         cfg, st = self.cfg, self.state
         if not calibrating and st.frames % cfg.keyframe_every:
             return
         weight = 1.0 if calibrating else cfg.keyframe_weight
-        dc = np.einsum("ij,knj->nik", R, self.id_rows)  # (N, 3, Kid)
-        J = (Jp @ dc) * np.sqrt(self.weights)[:, None, None]
+        J = np.matmul(Jp @ R, self.id_n3k) * np.sqrt(self.weights)[:, None, None]  # (N, 2, Kid)
         J = J.reshape(-1, J.shape[-1])
         r = ((obs - uv) * np.sqrt(self.weights)[:, None]).reshape(-1)
         A = weight * J.T @ J

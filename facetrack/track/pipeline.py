@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from facetrack.track.tracker import FrameResult, Tracker
 from facetrack.vision.crop import CropBox
 
 RECORDING_NEEDS = Needs(frozenset(LEVELS), photometric=True)  # a record holds both levels' photometric error
+HOLD_FRAMES = 5  # a face missing for longer is "no face": the window stops drawing the held mesh
 
 
 class LatestFrame:
@@ -49,13 +51,25 @@ class Pipeline:
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
         self.model, self.camera = tracker.model, tracker.camera
+        self.last: FrameResult | None = None
 
     def reset(self) -> None:
         self.tracker.reset()
+        self.last = None
 
     def __call__(self, frame: Frame, needs: Needs = NOTHING) -> FrameResult | None:
+        """The frame's result; when the face is missing, the last result held with `present` False (None
+        before any face was seen), so streams and recordings never get a hole or a NaN."""
         if frame.x is None:
-            return self.tracker(frame.rgb, needs=needs, timestamp=frame.timestamp)
+            r = self.tracker(frame.rgb, needs=needs, timestamp=frame.timestamp)
+            if r is not None:
+                self.last = r
+                return r
+            if self.last is None:
+                return None
+            held = self.last.lost_frames + 1
+            self.last = dataclasses.replace(self.last, present=False, lost_frames=held, ms={}, fit=None)
+            return self.last
         t0 = time.perf_counter()  # a replayed frame: the recorded parameters, no image, no photometric error
         recon = self.tracker.reconstruct(frame.x, Needs(needs.levels, False))
         box = frame.box or CropBox(frame.frame_size[0] / 2, frame.frame_size[1] / 2, min(frame.frame_size))
@@ -66,7 +80,8 @@ class Pipeline:
 
 
 def record(rec: Recorder, frame: Frame, r: FrameResult) -> None:
-    rec.write(frame.timestamp, frame.index, r.x, r.photometric, r.box, frame.frame_size)
+    rec.write(frame.timestamp, frame.index, r.x, r.photometric if r.present else {}, r.box, frame.frame_size,
+              r.present)
 
 
 def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max_frames: int | None = None,
@@ -81,12 +96,12 @@ def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max
         for frame in source:
             r = pipeline(frame, needs)
             n += 1
-            if r is not None:
+            if r is not None and r.present:
                 found += 1
                 for k, v in r.ms.items():
                     stage[k] = stage.get(k, 0.0) + v
-                if rec:
-                    record(rec, frame, r)
+            if rec and r is not None:
+                record(rec, frame, r)
             if max_frames and n >= max_frames:
                 break
     finally:

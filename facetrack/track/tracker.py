@@ -36,6 +36,8 @@ class FrameResult:
     photometric: dict[str, float] = field(default_factory=dict)  # per level, computed or recorded
     dense: DenseLandmarks | None = None  # MediaPipe's landmarks, blendshapes and pose, when it runs
     fit: FitInfo | None = None  # the per-frame fit, when it runs
+    present: bool = True  # False: no face in this frame; the last reconstruction is held
+    lost_frames: int = 0  # frames since the face was last seen
 
     @property
     def x(self) -> np.ndarray:
