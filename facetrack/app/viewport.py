@@ -35,9 +35,10 @@ def orbit_matrix(yaw: float, pitch: float, aspect: float, distance: float = 55.0
 
 
 class Viewport(QOpenGLWidget):
-    def __init__(self, triangles: np.ndarray, parent=None) -> None:
+    def __init__(self, triangles: np.ndarray, n_vertices: int, parent=None) -> None:
         super().__init__(parent)
         self.triangles = np.ascontiguousarray(triangles, dtype=np.int32)
+        self.n_vertices = n_vertices
         self.mode, self.overlay, self.orbit = 0, False, False
         self.yaw, self.pitch = 0.5, 0.15
         self.packet: Packet | None = None
@@ -72,7 +73,7 @@ class Viewport(QOpenGLWidget):
         quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
         self.bg_vao = self.ctx.vertex_array(self.bg_prog, [(self.ctx.buffer(quad.tobytes()), "2f", "in_pos")])
         self.ibo = self.ctx.buffer(self.triangles.tobytes())
-        self.vbo = self.ctx.buffer(reserve=int(self.triangles.max() + 1) * VERTEX_FLOATS * 4, dynamic=True)
+        self.vbo = self.ctx.buffer(reserve=self.n_vertices * VERTEX_FLOATS * 4, dynamic=True)
         self.mesh_vao = self.ctx.vertex_array(self.mesh_prog, [(self.vbo, *VERTEX_FORMAT)], self.ibo)
         self.texture = None
         self._uploaded = None  # the frame now in the texture

@@ -31,7 +31,7 @@ class MainWindow(QMainWindow):
         self.pipeline, self.realtime, self.record_path, self.playback = pipeline, realtime, record, playback
         self.setWindowTitle("facetrack" + (" - playback" if playback else ""))
         self.model = pipeline.model
-        self.viewport = Viewport(self.model.face_triangles.numpy())
+        self.viewport = Viewport(self.model.face_triangles.numpy(), self.model.n_vertices)
         self.banner = QLabel()
         self.banner.setStyleSheet("background:#7a1f1f;color:white;padding:6px;font-weight:bold")
         self.banner.hide()
