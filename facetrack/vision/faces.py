@@ -22,6 +22,16 @@ class Face:
     source_box: tuple[int, int, int, int] | None = None  # the detector or tracked box the landmarks came from
 
 
+MIN_CONTRAST = 4.0  # grey-level SD below which a tracked box holds no face (a black or frozen frame)
+
+
+def _flat(gray: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """True when the box is (nearly) uniform: the predictor still returns symmetric, 'confident' points there."""
+    x, y, w, h = box
+    patch = gray[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)]
+    return patch.size == 0 or float(patch.std()) < MIN_CONTRAST
+
+
 class FaceFinder:
     """Finds the largest face; with `previous` landmarks it tracks instead of detecting (re-detects when the
     tracked face's confidence falls below `min_confidence`)."""
@@ -40,7 +50,7 @@ class FaceFinder:
         if previous is not None:
             lo, hi = previous.min(0) + p, previous.max(0) + p
             face = self._from_box(img, gray, (int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1])))
-            if face is not None and face.confidence.mean() < self.min_confidence:
+            if face is not None and (face.confidence.mean() < self.min_confidence or _flat(gray, face.source_box)):
                 face = None
         if face is None:
             boxes = self.detector(img)
