@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from facetrack.model.correspondence import similarity
+
 
 def similarity_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """src (N, 3) moved onto dst by the least-squares rotation, translation and isotropic scale (Umeyama)."""
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    U, S, Vt = np.linalg.svd(b.T @ a / len(src))
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.diag([1.0, 1.0, d])
-    R = U @ D @ Vt
-    scale = (S * np.diag(D)).sum() / (a**2).sum(1).mean()
-    return scale * a @ R.T + md
+    s, R, t = similarity(src, dst)
+    return s * src @ R.T + t
 
 
 def aligned_vertex_error_mm(pred_cm: np.ndarray, gt_cm: np.ndarray) -> tuple[float, float]:
