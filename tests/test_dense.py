@@ -94,3 +94,19 @@ def test_missing_landmarker_is_one_line_error(tmp_path: Path) -> None:
 
     with pytest.raises(FacetrackError, match="face_landmarker.task"):
         MediaPipeLandmarker(tmp_path / "nope.task")
+
+
+def test_correspond_command_regenerates_the_shipped_file(model_file: Path, shared_dir: Path, tmp_path: Path) -> None:
+    """`facetrack model correspond` without --refine rebuilds every point the refinement leaves alone."""
+    from facetrack.cli import main
+    from facetrack.track.correspond import REFINED
+
+    canonical = shared_dir / "mediapipe" / "canonical_face_model.obj"
+    if not canonical.is_file():
+        pytest.skip("no canonical_face_model.obj in FACETRACK_SHARED/mediapipe")
+    out = tmp_path / "corr.npz"
+    assert main(["model", "correspond", "--canonical", str(canonical), "--out", str(out),
+                 "--model", str(model_file)]) == 0
+    built, shipped = Correspondence.load(out), Correspondence.load()
+    keep = np.setdiff1d(np.arange(N_CANONICAL), REFINED)
+    assert (built.tri[keep] == shipped.tri[keep]).all() and np.allclose(built.bary[keep], shipped.bary[keep], atol=1e-6)
