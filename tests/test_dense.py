@@ -110,3 +110,20 @@ def test_correspond_command_regenerates_the_shipped_file(model_file: Path, share
     built, shipped = Correspondence.load(out), Correspondence.load()
     keep = np.setdiff1d(np.arange(N_CANONICAL), REFINED)
     assert (built.tri[keep] == shipped.tri[keep]).all() and np.allclose(built.bary[keep], shipped.bary[keep], atol=1e-6)
+
+
+def test_lag_and_responsiveness_known_answers() -> None:
+    """A copy of the reference delayed by 2 frames has lag 2; coefficients that follow the mouth gap have r 1."""
+    from facetrack.evaluation.video import lag_frames, mouth_opening, pearson
+
+    t = np.arange(200)
+    x = np.sin(t / 7.0) * 20
+    ref = np.repeat(np.stack([x, 0.5 * x], 1)[:, None], 68, axis=1)
+    late = np.roll(ref, 2, axis=0)
+    late[:2] = ref[:2]
+    assert lag_frames(late, ref) == 2 and lag_frames(ref, ref) == 0
+    lm = np.zeros((50, 68, 2))
+    lm[:, 36:42, 0], lm[:, 42:48, 0] = -30.0, 30.0  # eye centres 60 px apart
+    gap = np.linspace(0, 20, 50)
+    lm[:, 66, 1] = gap
+    assert np.allclose(mouth_opening(lm), gap / 60) and pearson(gap * 0.01, mouth_opening(lm)) > 0.999

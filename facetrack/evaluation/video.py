@@ -74,6 +74,23 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
+MAX_LAG = 6
+
+
+def lag_frames(ours: np.ndarray, reference: np.ndarray, max_lag: int = MAX_LAG) -> int | None:
+    """The delay (frames) of our landmark motion behind the reference's: the shift of our frame-to-frame
+    velocity of the mean landmark that correlates best with the reference's (0 = no lag)."""
+    a = np.diff(np.nanmean(ours, axis=1), axis=0).ravel()  # (T-1)*2 velocities, x and y interleaved
+    b = np.diff(np.nanmean(reference, axis=1), axis=0).ravel()
+    best, best_r = None, -np.inf
+    for lag in range(0, max_lag + 1):
+        k = 2 * lag
+        r = pearson(a[k:], b[: len(b) - k] if k else b)
+        if r is not None and r > best_r:
+            best, best_r = lag, r
+    return best
+
+
 def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
                 reference: DlibLandmarks | None = None) -> dict[str, np.ndarray]:
     """Per frame: model landmarks, raw and fed landmarks (T, 68, 2), our expression weights and MediaPipe's
@@ -160,7 +177,8 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
         per_video[path.name] = {"frames": T, "success_rate": float(ok.mean()), "still_pairs": n_pairs,
                                 "jitter": fig, "jitter_ratio_ours_to_raw_dlib": fig["ours"] / fig["dlib_raw"]
                                 if n_pairs else None,
-                                "face_size_px": stats(scale).get("median"), "responsiveness": responsiveness(tr)}
+                                "face_size_px": stats(scale).get("median"), "responsiveness": responsiveness(tr),
+                                "lag_frames": lag_frames(tr["ours"], tr["dlib_raw"])}
 
     def pooled_mean(k: str) -> float | None:
         if not pooled[k]:
@@ -175,4 +193,6 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
             "jitter_ratio_ours_to_raw_dlib": jit["ours"] / jit["dlib_raw"] if jit["ours"] and jit["dlib_raw"] else None,
             "responsiveness": responsiveness({k: np.concatenate(v) for k, v in series.items()}) if series["ours"]
             else None,
+            "lag_frames_median": float(np.median(lags)) if (lags := [v["lag_frames"] for v in per_video.values()
+                                                                      if v.get("lag_frames") is not None]) else None,
             "front_end": tracker.front_end, "per_video": per_video, "skipped": skipped(missing)}

@@ -43,6 +43,9 @@ class OneEuro:
         return self.x.copy()
 
 
+BOX_FILTER = (1.0, 0.02)  # crop box (cx, cy, side in image pixels): min_cutoff Hz, beta per pixel/s
+
+
 class CoefficientFilter:
     """One-Euro filters for rotation (rad), translation (cm) and expressions, tuned on the shared videos."""
 

@@ -18,7 +18,7 @@ from facetrack.net.runtime import make_backend
 from facetrack.net.weights import Weights
 from facetrack.render.camera import Camera
 from facetrack.render.reconstruction import NOTHING, Needs, Reconstruction, Reconstructor
-from facetrack.track.filters import CoefficientFilter
+from facetrack.track.filters import BOX_FILTER, CoefficientFilter, OneEuro
 from facetrack.track.fitter import DenseFitter, FitConfig, FitInfo
 from facetrack.vision.crop import CropBox, box_from_landmarks, crop
 from facetrack.vision.dense import DenseLandmarks, MediaPipeLandmarker
@@ -70,6 +70,9 @@ class Tracker:
         self.fitter = DenseFitter(self.model, correspondence or Correspondence.load(), self.camera, fit_config) \
             if self.dense is not None and fit else None
         self.smoother = CoefficientFilter() if self.dense is not None and smooth else None
+        # The crop box follows the raw landmarks; its jitter would pass straight into the image-space result
+        # (pose and expressions are filtered in crop coordinates), so the box is filtered too.
+        self.box_filter = OneEuro(*BOX_FILTER) if self.dense is not None and smooth else None
         self.previous: np.ndarray | None = None
         self._fresh = True
 
@@ -89,6 +92,7 @@ class Tracker:
             self.fitter.reset(keep_identity=False)
         if self.smoother is not None:
             self.smoother.reset()
+            self.box_filter.reset()
 
     def _lost(self) -> None:
         self.previous = None
@@ -96,6 +100,7 @@ class Tracker:
             self.fitter.reset(keep_identity=True)
         if self.smoother is not None:
             self.smoother.reset()
+            self.box_filter.reset()
 
     def _find(self, rgb: np.ndarray, pad: float, timestamp: float | None) -> tuple[Face | None, DenseLandmarks | None]:
         if self.dense is None:
@@ -108,6 +113,8 @@ class Tracker:
         dense.points -= p
         lm68 = dense.points[MP68]
         box = box_from_landmarks(lm68)
+        if self.box_filter is not None and timestamp is not None:
+            box = CropBox(*map(float, self.box_filter(np.array([box.cx, box.cy, box.side]), timestamp)))
         shifted = CropBox(box.cx + p, box.cy + p, box.side)
         lo, hi = lm68.min(0), lm68.max(0)
         face = Face(crop(img, shifted), box.to_crop(lm68).astype(np.float32), np.ones(len(lm68), np.float32), box,
