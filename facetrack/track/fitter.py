@@ -33,7 +33,7 @@ SECONDARY_SHAPES = {"mouthLowerDown_L": 4.0, "mouthLowerDown_R": 4.0, "mouthUppe
 
 @dataclass
 class FitConfig:
-    iterations: int = 4
+    iterations: int = 3
     w_eyelid: float = 6.0  # per-point weights of the 2D term (others 1)
     w_inner_lip: float = 4.0
     w_oval: float = 0.25
@@ -51,6 +51,14 @@ class FitConfig:
     # Shapes that can imitate a bigger one (a lip gap from mouthLowerDown instead of jawOpen, a closing lid
     # from eyeSquint instead of eyeBlink) pay more for the same evidence: the semantic shape comes first.
     l2_scale: dict[str, float] = field(default_factory=lambda: dict(SECONDARY_SHAPES))
+    # Coarse to fine: first only the primary shapes move (the others held near zero), then all, with the
+    # primaries kept near their first answer: a mouth opening goes to jawOpen before its imitators.
+    primary_first: bool = True
+    primary_shapes: tuple[str, ...] = ("jawOpen", "eyeBlink_L", "eyeBlink_R")
+    w_secondary_lock: float = 1e4
+    w_primary_keep: float = 1000.0
+    primary_iterations: int = 2
+    tolerance: float = 1e-3  # stop when no step entry (rad, cm, weight) exceeds this
 
 
 @dataclass
@@ -139,6 +147,7 @@ class DenseFitter:
         w[LIP_CORNERS] = self.cfg.w_inner_lip
         self.weights = w
         self.l2_scale = np.array([self.cfg.l2_scale.get(n, 1.0) for n in model.exp_names])
+        self.primary = np.array([n in self.cfg.primary_shapes for n in model.exp_names])
         self.state = FitState()
 
     def reset(self, keep_identity: bool = True) -> None:
@@ -166,28 +175,11 @@ class DenseFitter:
         J[:, 1, 2] = -f * c[:, 1] / d**2
         return uv, J
 
-    def __call__(self, x: np.ndarray, obs: np.ndarray, depth: np.ndarray | None = None) -> tuple[np.ndarray, FitInfo]:
-        """x: the encoder's (D,) vector; obs: (468, 2) crop pixels; depth: (468,) crop pixels (MediaPipe z)."""
-        cfg, sl, st = self.cfg, self.sl, self.state
-        x = np.asarray(x, np.float64).copy()
-        identity = st.identity if st.identity is not None else x[sl["alpha_id"]]
-        calibrating = st.frames < cfg.calibration_frames
-        enc_exp = np.clip(x[sl["alpha_exp"]], 0, 1)
-        prev = st.previous
-        R = _euler_matrix(prev["rot"] if prev else x[sl["rot"]])
-        t = (prev["trans"] if prev else x[sl["trans"]]).copy()
-        a = (prev["exp"] if prev else enc_exp).copy()
-        a_prev = prev["exp"] if prev else enc_exp
-        s = self._static(identity, x[sl["delta_g"]])
-        E = self.exp_rows  # (K, N, 3)
-        K = E.shape[0]
-        w = self.weights
-        sw = np.sqrt(w)
-        l2 = cfg.calibration_l2 if calibrating else cfg.w_l2
-        start_rms = None
-        z_obs = None if depth is None else depth - depth.mean()
-        done = 0
-        for _ in range(cfg.iterations):
+    def _iterate(self, s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, l2w, l2_target, iterations):
+        """Gauss-Newton steps from (R, t, a); l2w (K,) and l2_target (K,) are the expressions' L2 term."""
+        cfg, w, sw, K = self.cfg, self.weights, np.sqrt(self.weights), self.exp_rows.shape[0]
+        start_rms, done = None, 0
+        for _ in range(iterations):
             done += 1
             m = s + (self.exp_flat @ a).reshape(-1, 3)
             Rm = m @ R.T
@@ -218,7 +210,7 @@ class DenseFitter:
                 g += dzw.T @ rz
             # priors on the expressions: previous frame, encoder, per-shape L2 (diagonal terms)
             for weight, target in ((cfg.w_previous if prev else 0.0, a_prev), (cfg.w_encoder, enc_exp),
-                                   (l2 * self.l2_scale, np.zeros(K))):
+                                   (l2w, l2_target)):
                 weight = np.broadcast_to(np.asarray(weight, np.float64), (K,))
                 H[6:, 6:] += np.diag(weight)
                 g[6:] += weight * (a - target)
@@ -229,8 +221,40 @@ class DenseFitter:
             R = _rodrigues(step[:3]) @ R
             t = t + step[3:6]
             a = np.clip(a + step[6:], 0.0, 1.0)
-            if np.abs(step).max() < 1e-4:
+            if np.abs(step).max() < cfg.tolerance:
                 break
+        return R, t, a, done, start_rms
+
+    def __call__(self, x: np.ndarray, obs: np.ndarray, depth: np.ndarray | None = None) -> tuple[np.ndarray, FitInfo]:
+        """x: the encoder's (D,) vector; obs: (468, 2) crop pixels; depth: (468,) crop pixels (MediaPipe z)."""
+        cfg, sl, st = self.cfg, self.sl, self.state
+        x = np.asarray(x, np.float64).copy()
+        identity = st.identity if st.identity is not None else x[sl["alpha_id"]]
+        calibrating = st.frames < cfg.calibration_frames
+        enc_exp = np.clip(x[sl["alpha_exp"]], 0, 1)
+        prev = st.previous
+        R = _euler_matrix(prev["rot"] if prev else x[sl["rot"]])
+        t = (prev["trans"] if prev else x[sl["trans"]]).copy()
+        a = (prev["exp"] if prev else enc_exp).copy()
+        a_prev = prev["exp"] if prev else enc_exp
+        s = self._static(identity, x[sl["delta_g"]])
+        K = self.exp_rows.shape[0]
+        l2 = cfg.calibration_l2 if calibrating else cfg.w_l2
+        start_rms = None
+        z_obs = None if depth is None else depth - depth.mean()
+        l2w = l2 * self.l2_scale
+        primary = self.primary if cfg.primary_first and not calibrating else None
+        if primary is not None:  # coarse to fine: the primary shapes explain what they can first
+            lock = np.where(primary, l2w, cfg.w_secondary_lock)
+            R, t, a, _, start_rms = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, lock, np.zeros(K),
+                                                  cfg.primary_iterations)
+            l2w = l2w + np.where(primary, cfg.w_primary_keep, 0.0)
+            target = np.where(primary, a, 0.0)
+        else:
+            target = np.zeros(K)
+        R, t, a, done, start2 = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, l2w, target,
+                                              cfg.iterations)
+        start_rms = start_rms if primary is not None else start2
         # final residual and identity evidence at the fitted pose and expressions
         m = s + (self.exp_flat @ a).reshape(-1, 3)
         c = m @ R.T + t
