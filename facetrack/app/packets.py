@@ -21,6 +21,9 @@ from facetrack.vision.crop import CropBox
 HEAT_MAX = 0.3  # RGB distance shown at the top of the error colour scale
 VERTEX_FORMAT = ("4f 3f 3f 3f 3f 3f", "in_clip", "in_centred", "in_normal", "in_albedo", "in_color", "in_heat")
 VERTEX_FLOATS = 19
+# One torch thread for the inference thread: the reconstruction step is many small ops, and on a small
+# machine the GUI, the capture thread and MediaPipe need the other cores (two threads: 2-4x slower there).
+INFERENCE_THREADS = 1
 WINDOW_NEEDS = Needs(frozenset(LEVELS))  # base and final side by side; the error only with the overlay (E)
 
 

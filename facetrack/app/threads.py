@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from PySide6.QtCore import QThread, Signal
 
-from facetrack.app.packets import make_packet
+from facetrack.app.packets import INFERENCE_THREADS, make_packet
 from facetrack.errors import FacetrackError
 from facetrack.io.recording import Recorder
 from facetrack.io.sources import Source, open_source
@@ -119,9 +119,7 @@ class InferenceThread(QThread):
         return rec.frames
 
     def run(self) -> None:
-        # One torch thread: the reconstruction step is many small ops, and on a small machine the GUI and
-        # the capture thread need the other cores (two torch threads made it 2-4x slower under contention).
-        torch.set_num_threads(1)
+        torch.set_num_threads(INFERENCE_THREADS)
         while not self._stop.is_set():
             item = self.mailbox.take()
             if item is None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facetrack.app.packets import WINDOW_NEEDS
+from facetrack.app.packets import INFERENCE_THREADS, WINDOW_NEEDS
 from facetrack.model.layout import ParamLayout
 from facetrack.net.encoder import Encoder
 from facetrack.net.weights import Weights
@@ -257,6 +257,8 @@ def window_pipeline(pipeline, video: Path, frames: int) -> dict:
 
     ctx = moderngl.create_standalone_context(backend="egl")
     vbo = ctx.buffer(reserve=pipeline.model.n_vertices * VERTEX_FLOATS * 4, dynamic=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(INFERENCE_THREADS)  # as the app's inference thread runs
     texture = None
     stages: dict[str, list[float]] = {}
     latency, work = [], []
@@ -287,6 +289,7 @@ def window_pipeline(pipeline, video: Path, frames: int) -> dict:
             for k, v in {**(r.ms if r else {}), "packet": 1e3 * (t2 - t1), "upload": 1e3 * (t3 - t2)}.items():
                 stages.setdefault(k, []).append(v)
     finally:
+        torch.set_num_threads(threads)
         thread.join()
         ctx.release()
     lat = np.asarray(latency)

@@ -11,13 +11,17 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import torch
 
 from facetrack.errors import FacetrackError
 from facetrack.io.recording import Recorder
 from facetrack.io.sources import Frame, Source
 from facetrack.render.reconstruction import LEVELS, NOTHING, Needs
-from facetrack.track.tracker import FrameResult, Tracker
+from facetrack.track.tracker import Found, FrameResult, Tracker
 from facetrack.vision.crop import CropBox
 
 RECORDING_NEEDS = Needs(frozenset(LEVELS), photometric=True)  # a record holds both levels' photometric error
@@ -57,11 +61,14 @@ class Pipeline:
         self.tracker.reset()
         self.last = None
 
-    def __call__(self, frame: Frame, needs: Needs = NOTHING) -> FrameResult | None:
+    def __call__(self, frame: Frame, needs: Needs = NOTHING, found: Found | None = None) -> FrameResult | None:
         """The frame's result; when the face is missing, the last result held with `present` False (None
-        before any face was seen), so streams and recordings never get a hole or a NaN."""
+        before any face was seen), so streams and recordings never get a hole or a NaN. `found`: the frame's
+        landmarks when they were computed ahead (`frames_ahead`)."""
         if frame.x is None:
-            r = self.tracker(frame.rgb, needs=needs, timestamp=frame.timestamp)
+            if found is None:
+                found = self.tracker.find(frame.rgb, timestamp=frame.timestamp)
+            r = self.tracker.finish(found, needs, frame.timestamp)
             if r is not None:
                 self.last = r
                 return r
@@ -79,6 +86,36 @@ class Pipeline:
         return Recorder(path, self.model.layout, self.model.exp_names, source.name, source.fps)
 
 
+def frames_ahead(pipeline: Pipeline, source: Source) -> Iterator[tuple[Frame, Found | None]]:
+    """The source's frames with their landmarks found one frame ahead on a second thread, so the landmarker
+    (which releases the GIL) works on frame t+1 while frame t goes through encoder, fit and reconstruction.
+    Throughput, not latency: each frame still takes as long. Frames pass through unchanged where looking
+    ahead is not possible (dlib tracking, recordings)."""
+    tracker = pipeline.tracker
+    if not tracker.can_look_ahead:
+        yield from ((f, None) for f in source)
+        return
+
+    def find(f: Frame) -> Found | None:
+        return tracker.find(f.rgb, timestamp=f.timestamp) if f.x is None else None
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the landmarker has the other core
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            frames = iter(source)
+            current = next(frames, None)
+            job = pool.submit(find, current) if current is not None else None
+            while current is not None:
+                nxt = next(frames, None)
+                found = job.result()
+                job = pool.submit(find, nxt) if nxt is not None else None
+                yield current, found
+                current = nxt
+    finally:
+        torch.set_num_threads(threads)
+
+
 def record(rec: Recorder, frame: Frame, r: FrameResult) -> None:
     rec.write(frame.timestamp, frame.index, r.x, r.photometric if r.present else {}, r.box, frame.frame_size,
               r.present)
@@ -93,8 +130,8 @@ def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max
     stage: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
-        for frame in source:
-            r = pipeline(frame, needs)
+        for frame, ahead in frames_ahead(pipeline, source):
+            r = pipeline(frame, needs, ahead)
             n += 1
             if r is not None and r.present:
                 found += 1

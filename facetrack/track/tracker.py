@@ -49,6 +49,15 @@ class FrameResult:
         return self.box.to_image(self.recon.landmarks.astype(np.float64))
 
 
+@dataclass
+class Found:
+    """A frame's face before the encoder: the crop and landmarks (None: no face), and the time it took."""
+
+    face: Face | None
+    dense: DenseLandmarks | None
+    ms: float
+
+
 class Tracker:
     """Callable on RGB frames; keeps what tracking needs from the previous frame.
 
@@ -121,16 +130,26 @@ class Tracker:
                     lm68, (int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1])))
         return face, dense
 
-    def __call__(self, rgb: np.ndarray, pad: float = 0.0, needs: Needs = NOTHING,
-                 timestamp: float | None = None) -> FrameResult | None:
-        """`timestamp` (seconds, increasing) marks frames of one stream; without it frames are unrelated photos."""
+    @property
+    def can_look_ahead(self) -> bool:
+        """Finding the face in frame t+1 needs nothing from frame t's fit (MediaPipe tracks on its own), so it
+        can run on another core while frame t is finished; dlib tracking starts from frame t's result."""
+        return self.dense is not None
+
+    def find(self, rgb: np.ndarray, pad: float = 0.0, timestamp: float | None = None) -> Found:
+        """The first half of a frame: landmarks and the crop (call in frame order)."""
         t0 = time.perf_counter()
         face, dense = self._find(rgb, pad, timestamp)
         self._fresh = False
-        t1 = time.perf_counter()
+        return Found(face, dense, 1e3 * (time.perf_counter() - t0))
+
+    def finish(self, found: Found, needs: Needs = NOTHING, timestamp: float | None = None) -> FrameResult | None:
+        """The second half: encoder, fit, filter, reconstruction."""
+        face, dense = found.face, found.dense
         if face is None:
             self._lost()
             return None
+        t1 = time.perf_counter()
         x = self.backend(face.crop[None])[0]
         t2 = time.perf_counter()
         info = None
@@ -143,6 +162,11 @@ class Tracker:
         recon = self.reconstruct(x, needs, face.crop)
         result = FrameResult(recon, face.box, face, photometric=recon.photometric(), dense=dense, fit=info)
         self.previous = result.landmarks_image
-        result.ms = {"detect_landmarks": 1e3 * (t1 - t0), "encoder": 1e3 * (t2 - t1), "fit": 1e3 * (t3 - t2),
+        result.ms = {"detect_landmarks": found.ms, "encoder": 1e3 * (t2 - t1), "fit": 1e3 * (t3 - t2),
                      "model": 1e3 * (time.perf_counter() - t3)}
         return result
+
+    def __call__(self, rgb: np.ndarray, pad: float = 0.0, needs: Needs = NOTHING,
+                 timestamp: float | None = None) -> FrameResult | None:
+        """`timestamp` (seconds, increasing) marks frames of one stream; without it frames are unrelated photos."""
+        return self.finish(self.find(rgb, pad, timestamp), needs, timestamp)
