@@ -95,18 +95,14 @@ class Tracker:
 
     def reset(self) -> None:
         """A new source or an unrelated photo: nothing carries over (not even the identity)."""
-        self.previous = None
         self._fresh = True
-        if self.fitter is not None:
-            self.fitter.reset(keep_identity=False)
-        if self.smoother is not None:
-            self.smoother.reset()
-            self.box_filter.reset()
+        self._lost(keep_identity=False)
 
-    def _lost(self) -> None:
+    def _lost(self, keep_identity: bool = True) -> None:
+        """The face is gone: forget the last frame and the filters' state; keep the person unless told not to."""
         self.previous = None
         if self.fitter is not None:
-            self.fitter.reset(keep_identity=True)
+            self.fitter.reset(keep_identity=keep_identity)
         if self.smoother is not None:
             self.smoother.reset()
             self.box_filter.reset()
