@@ -44,7 +44,8 @@ class FitConfig:
     w_l2: float = 100.0  # expressions towards zero (sparsity; the main defence against cross-talk between shapes)
     w_pose_previous: float = 2e3  # rotation increment (rad) and translation (cm, x0.01) towards the previous frame
     calibration_frames: int = 40  # frames that set the identity at the start
-    calibration_l2: float = 80.0  # expression pull to zero while calibrating
+    calibration_l2: float = 1000.0  # expression pull to zero while calibrating
+    neutral_bias: bool = True  # learn each person's resting-face landmark offsets while calibrating
     keyframe_every: int = 15  # after calibration: identity update from every n-th frame
     keyframe_weight: float = 0.25
     id_prior: float = 40.0  # identity prior weight (per unit of sigma, squared)
@@ -68,6 +69,8 @@ class FitState:
     b: np.ndarray | None = None
     frames: int = 0
     previous: dict[str, np.ndarray] | None = None  # unfiltered pose and expressions of the last frame
+    offsets: list[np.ndarray] = field(default_factory=list)  # per calibration frame: (N, 3) model-frame residuals
+    bias: np.ndarray | None = None  # (N, 3) this person's resting-face offset of each landmark point
 
 
 @dataclass
@@ -225,12 +228,15 @@ class DenseFitter:
                 break
         return R, t, a, done, start_rms
 
-    def __call__(self, x: np.ndarray, obs: np.ndarray, depth: np.ndarray | None = None) -> tuple[np.ndarray, FitInfo]:
-        """x: the encoder's (D,) vector; obs: (468, 2) crop pixels; depth: (468,) crop pixels (MediaPipe z)."""
+    def __call__(self, x: np.ndarray, obs: np.ndarray, depth: np.ndarray | None = None, stream: bool = True
+                 ) -> tuple[np.ndarray, FitInfo]:
+        """x: the encoder's (D,) vector; obs: (468, 2) crop pixels; depth: (468,) crop pixels (MediaPipe z).
+        `stream`: frames of one video or camera (the first frames calibrate the person's resting face); a
+        still photo is fitted on its own, expressions free."""
         cfg, sl, st = self.cfg, self.sl, self.state
         x = np.asarray(x, np.float64).copy()
         identity = st.identity if st.identity is not None else x[sl["alpha_id"]]
-        calibrating = st.frames < cfg.calibration_frames
+        calibrating = stream and st.frames < cfg.calibration_frames
         enc_exp = np.clip(x[sl["alpha_exp"]], 0, 1)
         prev = st.previous
         R = _euler_matrix(prev["rot"] if prev else x[sl["rot"]])
@@ -238,11 +244,13 @@ class DenseFitter:
         a = (prev["exp"] if prev else enc_exp).copy()
         a_prev = prev["exp"] if prev else enc_exp
         s = self._static(identity, x[sl["delta_g"]])
+        if st.bias is not None:
+            s = s + st.bias
         K = self.exp_rows.shape[0]
         l2 = cfg.calibration_l2 if calibrating else cfg.w_l2
         start_rms = None
         z_obs = None if depth is None else depth - depth.mean()
-        l2w = l2 * self.l2_scale
+        l2w = np.full(K, l2) if calibrating else l2 * self.l2_scale  # at rest no shape is cheaper than another
         primary = self.primary if cfg.primary_first and not calibrating else None
         if primary is not None:  # coarse to fine: the primary shapes explain what they can first
             lock = np.where(primary, l2w, cfg.w_secondary_lock)
@@ -261,6 +269,8 @@ class DenseFitter:
         uv, Jp = self._project(c)
         rms = float(np.sqrt(((uv - obs) ** 2).sum(1).mean()))
         self._accumulate_identity(identity, R, Jp, uv, obs, calibrating)
+        if calibrating and cfg.neutral_bias:
+            self._accumulate_bias(R, c, uv, obs)
         st.previous = {"rot": _matrix_euler(R), "trans": t.copy(), "exp": a.copy()}
         st.frames += 1
         out = x.copy()
@@ -284,6 +294,18 @@ class DenseFitter:
         motion = np.einsum("nij,knj->kni", Jp, self.exp_rows) * np.sqrt(self.weights)[None, :, None]
         rms = np.sqrt((motion**2).sum(-1).mean(-1))
         return dict(zip(self.model.exp_names, rms.tolist(), strict=True))
+
+    def _accumulate_bias(self, R: np.ndarray, c: np.ndarray, uv: np.ndarray, obs: np.ndarray) -> None:
+        """Where this person's resting face puts each landmark relative to the model's point (what identity
+        cannot express: lid margins, lip lines): the residual carried back to the model frame at the point's
+        depth, median over the calibration frames, then added to the model points for good."""
+        st = self.state
+        d = -c[:, 2:3] / self.camera.focal
+        res = obs - uv
+        st.offsets.append(np.concatenate([res[:, :1] * d, -res[:, 1:] * d, np.zeros_like(d)], 1) @ R)
+        if len(st.offsets) >= self.cfg.calibration_frames:
+            st.bias = np.median(np.stack(st.offsets), axis=0)
+            st.offsets = []
 
     def _accumulate_identity(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
                              obs: np.ndarray, calibrating: bool) -> None:

@@ -151,7 +151,7 @@ class Tracker:
         info = None
         if self.fitter is not None and dense is not None:
             pts = face.box.to_crop(dense.points[:N_CANONICAL])
-            x, info = self.fitter(x, pts, dense.depth[:N_CANONICAL] * face.box.scale)
+            x, info = self.fitter(x, pts, dense.depth[:N_CANONICAL] * face.box.scale, stream=timestamp is not None)
         if self.smoother is not None and timestamp is not None:
             x = self.smoother(x, self.slices, timestamp)
         t3 = time.perf_counter()
