@@ -45,6 +45,7 @@ class FitConfig:
     w_pose_previous: float = 2e3  # rotation increment (rad) and translation (cm, x0.01) towards the previous frame
     calibration_frames: int = 40  # frames that set the identity at the start
     calibration_l2: float = 1000.0  # expression pull to zero while calibrating
+    observed_px: float = 2.0
     neutral_bias: bool = True  # learn each person's resting-face landmark offsets while calibrating
     keyframe_every: int = 15  # after calibration: identity update from every n-th frame
     keyframe_weight: float = 0.25
@@ -149,7 +150,11 @@ class DenseFitter:
         w[INNER_LIPS.ravel()] = self.cfg.w_inner_lip
         w[LIP_CORNERS] = self.cfg.w_inner_lip
         self.weights = w
-        self.l2_scale = np.array([self.cfg.l2_scale.get(n, 1.0) for n in model.exp_names])
+        # Shapes the landmarks barely see (pixels of motion per unit weight below `observed_px`) pay more in
+        # proportion: landmark noise and depth errors must not drive them (jawForward, cheekSquint, eyeLook*).
+        seen = np.array(list(self.observability().values()))
+        self.l2_scale = np.array([self.cfg.l2_scale.get(n, 1.0) for n in model.exp_names]) \
+            * np.maximum(1.0, self.cfg.observed_px / np.maximum(seen, 1e-3))
         self.primary = np.array([n in self.cfg.primary_shapes for n in model.exp_names])
         self.state = FitState()
 
@@ -305,6 +310,7 @@ class DenseFitter:
         st.offsets.append(np.concatenate([res[:, :1] * d, -res[:, 1:] * d, np.zeros_like(d)], 1) @ R)
         if len(st.offsets) >= self.cfg.calibration_frames:
             st.bias = np.median(np.stack(st.offsets), axis=0)
+            st.bias[EYELIDS.ravel()] = 0.0
             st.offsets = []
 
     def _accumulate_identity(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
