@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from PySide6.QtCore import QThread, Signal
+from threadpoolctl import threadpool_limits
 
 from facetrack.app.packets import INFERENCE_THREADS, make_packet
 from facetrack.errors import FacetrackError
@@ -120,6 +121,10 @@ class InferenceThread(QThread):
 
     def run(self) -> None:
         torch.set_num_threads(INFERENCE_THREADS)
+        with threadpool_limits(limits=INFERENCE_THREADS, user_api="blas"):
+            self._loop()
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             item = self.mailbox.take()
             if item is None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from facetrack.app.packets import INFERENCE_THREADS, WINDOW_NEEDS
 from facetrack.model.layout import ParamLayout
@@ -259,6 +260,7 @@ def window_pipeline(pipeline, video: Path, frames: int) -> dict:
     vbo = ctx.buffer(reserve=pipeline.model.n_vertices * VERTEX_FLOATS * 4, dynamic=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(INFERENCE_THREADS)  # as the app's inference thread runs
+    blas = threadpool_limits(limits=INFERENCE_THREADS, user_api="blas")
     texture = None
     stages: dict[str, list[float]] = {}
     latency, work = [], []
@@ -290,6 +292,7 @@ def window_pipeline(pipeline, video: Path, frames: int) -> dict:
                 stages.setdefault(k, []).append(v)
     finally:
         torch.set_num_threads(threads)
+        blas.restore_original_limits()
         thread.join()
         ctx.release()
     lat = np.asarray(latency)

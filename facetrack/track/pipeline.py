@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from facetrack.errors import FacetrackError
 from facetrack.io.recording import Recorder
@@ -100,9 +101,9 @@ def frames_ahead(pipeline: Pipeline, source: Source) -> Iterator[tuple[Frame, Fo
         return tracker.find(f.rgb, timestamp=f.timestamp) if f.x is None else None
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the landmarker has the other core
+    torch.set_num_threads(1)  # the landmarker has the other core; numpy's BLAS (the fit) too
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=1) as pool, threadpool_limits(limits=1, user_api="blas"):
             frames = iter(source)
             current = next(frames, None)
             job = pool.submit(find, current) if current is not None else None
