@@ -252,12 +252,20 @@ class DenseFitter:
         if st.bias is not None:
             s = s + st.bias
         K = self.exp_rows.shape[0]
-        l2 = cfg.calibration_l2 if calibrating else cfg.w_l2
-        start_rms = None
         z_obs = None if depth is None else depth - depth.mean()
-        l2w = np.full(K, l2) if calibrating else l2 * self.l2_scale  # at rest no shape is cheaper than another
-        primary = self.primary if cfg.primary_first and not calibrating else None
-        if primary is not None:  # coarse to fine: the primary shapes explain what they can first
+        if calibrating:  # the person's evidence comes from a solve with expressions held near zero ...
+            Rc, tc, ac, _, _ = self._iterate(s, obs, z_obs, R, t, np.zeros(K), prev, a_prev, enc_exp,
+                                             np.full(K, cfg.calibration_l2), np.zeros(K), cfg.iterations)
+            c = (s + (self.exp_flat @ ac).reshape(-1, 3)) @ Rc.T + tc
+            uv, Jp = self._project(c)
+            self._accumulate_identity(identity, Rc, Jp, uv, obs, True)
+            if cfg.neutral_bias:
+                self._accumulate_bias(Rc, c, uv, obs)
+        # ... while the frame's own answer is the free fit, coarse to fine
+        l2w = cfg.w_l2 * self.l2_scale
+        start_rms = None
+        primary = self.primary if cfg.primary_first else None
+        if primary is not None:  # the primary shapes explain what they can first
             lock = np.where(primary, l2w, cfg.w_secondary_lock)
             R, t, a, _, start_rms = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, lock, np.zeros(K),
                                                   cfg.primary_iterations)
@@ -268,14 +276,12 @@ class DenseFitter:
         R, t, a, done, start2 = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, l2w, target,
                                               cfg.iterations)
         start_rms = start_rms if primary is not None else start2
-        # final residual and identity evidence at the fitted pose and expressions
         m = s + (self.exp_flat @ a).reshape(-1, 3)
         c = m @ R.T + t
         uv, Jp = self._project(c)
         rms = float(np.sqrt(((uv - obs) ** 2).sum(1).mean()))
-        self._accumulate_identity(identity, R, Jp, uv, obs, calibrating)
-        if calibrating and cfg.neutral_bias:
-            self._accumulate_bias(R, c, uv, obs)
+        if not calibrating:  # keyframes (and photos) add identity evidence at the fitted state
+            self._accumulate_identity(identity, R, Jp, uv, obs, False)
         st.previous = {"rot": _matrix_euler(R), "trans": t.copy(), "exp": a.copy()}
         st.frames += 1
         out = x.copy()
