@@ -13,7 +13,7 @@ from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import Camera
 from facetrack.track.filters import OneEuro
-from facetrack.track.fitter import DenseFitter, FitConfig, _euler_matrix
+from facetrack.track.fitter import DenseFitter, FitConfig, euler_matrix
 
 
 def test_shipped_correspondence(face: FaceModel) -> None:
@@ -29,7 +29,7 @@ def _project(fitter: DenseFitter, x: np.ndarray) -> np.ndarray:
     sl = fitter.sl
     s = fitter._static(x[sl["alpha_id"]], x[sl["delta_g"]])
     m = s + np.einsum("k,kic->ic", x[sl["alpha_exp"]], fitter.exp_rows)
-    return fitter._project(m @ _euler_matrix(x[sl["rot"]]).T + x[sl["trans"]])[0]
+    return fitter._project(m @ euler_matrix(x[sl["rot"]]).T + x[sl["trans"]])[0]
 
 
 def test_fit_recovers_pose_and_expressions(face: FaceModel) -> None:

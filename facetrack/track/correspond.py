@@ -16,7 +16,7 @@ from facetrack.io.sources import open_source
 from facetrack.model.correspondence import DATA_FILE, LOWER_INNER_LIP, UPPER_INNER_LIP, Correspondence, refine
 from facetrack.model.facemodel import FaceModel
 from facetrack.net.weights import Weights
-from facetrack.track.fitter import _euler_matrix
+from facetrack.track.fitter import euler_matrix
 from facetrack.track.tracker import Tracker
 
 REFINED = np.concatenate([UPPER_INNER_LIP, LOWER_INNER_LIP])
@@ -36,7 +36,7 @@ def median_offsets(tracker: Tracker, videos: list[Path], every: int = 3, max_fra
             obs = r.face.box.to_crop(r.dense.points[: len(f.weights)])
             st, x = f.state.previous, r.recon.x.astype(np.float64)
             m = f._static(x[sl["alpha_id"]], x[sl["delta_g"]]) + np.einsum("k,kic->ic", st["exp"], f.exp_rows)
-            R = _euler_matrix(st["rot"])
+            R = euler_matrix(st["rot"])
             c = m @ R.T + st["trans"]
             uv, _ = f._project(c)
             d = -c[:, 2:3] / f.camera.focal

@@ -20,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from facetrack.model.correspondence import CHIN, EYELIDS, FACE_OVAL, INNER_LIPS, LIP_CORNERS, Correspondence
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
-from facetrack.render.camera import Camera
+from facetrack.render.camera import Camera, euler_to_matrix, matrix_to_euler
 
 SECONDARY_SHAPES = {"mouthLowerDown_L": 4.0, "mouthLowerDown_R": 4.0, "mouthUpperUp_L": 4.0, "mouthUpperUp_R": 4.0,
                     "mouthStretch_L": 4.0, "mouthStretch_R": 4.0, "mouthClose": 4.0, "mouthShrugLower": 4.0,
@@ -104,17 +105,13 @@ def _rodrigues(w: np.ndarray) -> np.ndarray:
     return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
 
 
-def _euler_matrix(a: np.ndarray) -> np.ndarray:
-    cx, cy, cz = np.cos(a)
-    sx, sy, sz = np.sin(a)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
+def euler_matrix(angles: np.ndarray) -> np.ndarray:
+    """(3,) Euler angles (rad) to a rotation matrix, float64: the camera module's convention (R = Rz Ry Rx)."""
+    return euler_to_matrix(torch.from_numpy(np.asarray(angles, np.float64))).numpy()
 
 
-def _matrix_euler(R: np.ndarray) -> np.ndarray:
-    return np.array([np.arctan2(R[2, 1], R[2, 2]), np.arcsin(np.clip(-R[2, 0], -1, 1)), np.arctan2(R[1, 0], R[0, 0])])
+def matrix_euler(R: np.ndarray) -> np.ndarray:
+    return matrix_to_euler(torch.from_numpy(np.asarray(R, np.float64))).numpy()
 
 
 class DenseFitter:
@@ -244,7 +241,7 @@ class DenseFitter:
         calibrating = stream and st.frames < cfg.calibration_frames
         enc_exp = np.clip(x[sl["alpha_exp"]], 0, 1)
         prev = st.previous
-        R = _euler_matrix(prev["rot"] if prev else x[sl["rot"]])
+        R = euler_matrix(prev["rot"] if prev else x[sl["rot"]])
         t = (prev["trans"] if prev else x[sl["trans"]]).copy()
         a = (prev["exp"] if prev else enc_exp).copy()
         a_prev = prev["exp"] if prev else enc_exp
@@ -282,7 +279,7 @@ class DenseFitter:
         rms = float(np.sqrt(((uv - obs) ** 2).sum(1).mean()))
         if not calibrating:  # keyframes (and photos) add identity evidence at the fitted state
             self._accumulate_identity(identity, R, Jp, uv, obs, False)
-        st.previous = {"rot": _matrix_euler(R), "trans": t.copy(), "exp": a.copy()}
+        st.previous = {"rot": matrix_euler(R), "trans": t.copy(), "exp": a.copy()}
         st.frames += 1
         out = x.copy()
         out[sl["rot"]] = st.previous["rot"]
@@ -300,7 +297,7 @@ class DenseFitter:
             x = np.zeros(self.model.layout.size)
             x[sl["trans"]] = [0.0, 0.0, -115.0]
         s = self._static(x[sl["alpha_id"]], x[sl["delta_g"]])
-        c = s @ _euler_matrix(x[sl["rot"]]).T + x[sl["trans"]]
+        c = s @ euler_matrix(x[sl["rot"]]).T + x[sl["trans"]]
         _, Jp = self._project(c)
         motion = np.einsum("nij,knj->kni", Jp, self.exp_rows) * np.sqrt(self.weights)[None, :, None]
         rms = np.sqrt((motion**2).sum(-1).mean(-1))
