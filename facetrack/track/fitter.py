@@ -58,7 +58,6 @@ class FitConfig:
     # primaries kept near their first answer: a mouth opening goes to jawOpen before its imitators.
     primary_first: bool = True
     primary_shapes: tuple[str, ...] = ("jawOpen", "eyeBlink_L", "eyeBlink_R")
-    w_secondary_lock: float = 1e4
     w_primary_keep: float = 1000.0
     primary_iterations: int = 2
     tolerance: float = 1e-3  # stop when no step entry (rad, cm, weight) exceeds this
@@ -180,9 +179,13 @@ class DenseFitter:
         J[:, 1, 2] = -f * c[:, 1] / d**2
         return uv, J
 
-    def _iterate(self, s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, l2w, l2_target, iterations):
-        """Gauss-Newton steps from (R, t, a); l2w (K,) and l2_target (K,) are the expressions' L2 term."""
-        cfg, w, sw, K = self.cfg, self.weights, np.sqrt(self.weights), self.exp_rows.shape[0]
+    def _iterate(self, s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, l2w, l2_target, iterations, active=None):
+        """Gauss-Newton steps from (R, t, a); l2w (K,) and l2_target (K,) are the expressions' L2 term.
+        `active` (K,) bool: only these expressions are unknowns (the others stay as they are)."""
+        cfg, w, sw = self.cfg, self.weights, np.sqrt(self.weights)
+        idx = np.flatnonzero(active) if active is not None else np.arange(self.exp_rows.shape[0])
+        E, K = self.exp_n3k[:, :, idx], len(idx)
+        a = a.copy()
         start_rms, done = None, 0
         for _ in range(iterations):
             done += 1
@@ -195,7 +198,7 @@ class DenseFitter:
                 start_rms = float(np.sqrt((r2**2).sum(1).mean()))
             # dc/d(omega) = -[Rm]x ; dc/dt = I ; dc/da = R E
             PR = Jp @ R  # (N, 2, 3)
-            J_a = np.matmul(PR, self.exp_n3k)  # (N, 2, K)
+            J_a = np.matmul(PR, E)  # (N, 2, K)
             J_w = -Jp @ _skew(Rm)  # (N, 2, 3)
             J = np.concatenate([J_w, Jp, J_a], axis=2) * sw[:, None, None]
             Jf = J.reshape(-1, 6 + K)
@@ -207,7 +210,7 @@ class DenseFitter:
                 dm = d.mean()
                 zm = (d - dm) * self.camera.focal / dm  # model depth in pixels about its mean
                 dz = np.concatenate([J_w_depth(Rm), np.tile([0.0, 0.0, -1.0], (len(c), 1)),
-                                     -np.matmul(R[2], self.exp_n3k)], axis=1)
+                                     -np.matmul(R[2], E)], axis=1)
                 dz = (dz - dz.mean(0)) * self.camera.focal / dm
                 sd = np.sqrt(cfg.w_depth * w)
                 dzw, rz = dz * sd[:, None], (zm - z_obs) * sd
@@ -216,16 +219,16 @@ class DenseFitter:
             # priors on the expressions: previous frame, encoder, per-shape L2 (diagonal terms)
             for weight, target in ((cfg.w_previous if prev else 0.0, a_prev), (cfg.w_encoder, enc_exp),
                                    (l2w, l2_target)):
-                weight = np.broadcast_to(np.asarray(weight, np.float64), (K,))
+                weight = np.broadcast_to(np.asarray(weight, np.float64), a.shape)[idx]
                 H[6:, 6:] += np.diag(weight)
-                g[6:] += weight * (a - target)
+                g[6:] += weight * (a[idx] - target[idx])
             if prev is not None:  # damp the pose step (Levenberg-Marquardt style) and pull it to the last frame
                 H[:6, :6] += cfg.w_pose_previous * np.eye(6)
                 g[3:6] += cfg.w_pose_previous * 0.01 * (t - prev["trans"])
             step = -np.linalg.solve(H + 1e-6 * np.eye(6 + K), g)
             R = _rodrigues(step[:3]) @ R
             t = t + step[3:6]
-            a = np.clip(a + step[6:], 0.0, 1.0)
+            a[idx] = np.clip(a[idx] + step[6:], 0.0, 1.0)
             if np.abs(step).max() < cfg.tolerance:
                 break
         return R, t, a, done, start_rms
@@ -262,10 +265,10 @@ class DenseFitter:
         l2w = cfg.w_l2 * self.l2_scale
         start_rms = None
         primary = self.primary if cfg.primary_first else None
-        if primary is not None:  # the primary shapes explain what they can first
-            lock = np.where(primary, l2w, cfg.w_secondary_lock)
-            R, t, a, _, start_rms = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, lock, np.zeros(K),
-                                                  cfg.primary_iterations)
+        if primary is not None:  # the primary shapes explain what they can first, the others at zero
+            a = np.where(primary, a, 0.0)
+            R, t, a, _, start_rms = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, l2w, np.zeros(K),
+                                                  cfg.primary_iterations, active=primary)
             l2w = l2w + np.where(primary, cfg.w_primary_keep, 0.0)
             target = np.where(primary, a, 0.0)
         else:
