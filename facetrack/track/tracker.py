@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facetrack.model.correspondence import MP68, N_CANONICAL, Correspondence
@@ -20,7 +19,7 @@ from facetrack.render.camera import Camera
 from facetrack.render.reconstruction import NOTHING, Needs, Reconstruction, Reconstructor
 from facetrack.track.filters import BOX_FILTER, CoefficientFilter, OneEuro
 from facetrack.track.fitter import DenseFitter, FitConfig, FitInfo
-from facetrack.vision.crop import CropBox, box_from_landmarks, crop
+from facetrack.vision.crop import CropBox, box_from_landmarks, crop, pad_border, points_box
 from facetrack.vision.dense import DenseLandmarks, MediaPipeLandmarker
 from facetrack.vision.faces import Face, FaceFinder
 
@@ -110,8 +109,7 @@ class Tracker:
     def _find(self, rgb: np.ndarray, pad: float, timestamp: float | None) -> tuple[Face | None, DenseLandmarks | None]:
         if self.dense is None:
             return self.finder(rgb, pad=pad, previous=self.previous), None
-        p = int(pad * max(rgb.shape[:2]))
-        img = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REPLICATE) if p else rgb
+        img, p = pad_border(rgb, pad)
         dense = self.dense(img, timestamp, still=self._fresh and timestamp is None)
         if dense is None:
             return None, None
@@ -121,9 +119,8 @@ class Tracker:
         if self.box_filter is not None and timestamp is not None:
             box = CropBox(*map(float, self.box_filter(np.array([box.cx, box.cy, box.side]), timestamp)))
         shifted = CropBox(box.cx + p, box.cy + p, box.side)
-        lo, hi = lm68.min(0), lm68.max(0)
         face = Face(crop(img, shifted), box.to_crop(lm68).astype(np.float32), np.ones(len(lm68), np.float32), box,
-                    lm68, (int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1])))
+                    lm68, points_box(lm68))
         return face, dense
 
     @property

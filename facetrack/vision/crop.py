@@ -66,6 +66,19 @@ def box_from_landmarks(lm: np.ndarray) -> CropBox:
     return CropBox(float(c[0]), float(c[1] + CENTRE_SHIFT * size), CROP_PER_FACE * size)
 
 
+def points_box(pts: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, w, h) integer bounding box of (N, 2) image points: the box a landmark predictor is given."""
+    lo, hi = pts.min(0), pts.max(0)
+    return int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1])
+
+
+def pad_border(rgb: np.ndarray, pad: float) -> tuple[np.ndarray, int]:
+    """The image with `pad` (a fraction of its larger side) of replicated border on every side, and that border
+    in pixels: tightly cropped photos (UTKFace) cut chins and foreheads, which detectors need."""
+    p = int(pad * max(rgb.shape[:2]))
+    return (cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REPLICATE) if p else rgb), p
+
+
 def box_from_face_box(x: float, y: float, w: float, h: float) -> CropBox:
     """A crop box from a detector box, before landmarks are known (a detector box is about the landmarks')."""
     return CropBox(x + w / 2, y + h / 2 + CENTRE_SHIFT * max(w, h), CROP_PER_FACE * max(w, h))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facetrack.vision.crop import CropBox, box_from_landmarks, crop
+from facetrack.vision.crop import CropBox, box_from_landmarks, crop, pad_border, points_box
 from facetrack.vision.detect import FaceDetector
 from facetrack.vision.landmarks import landmark_detector
 
@@ -43,13 +43,11 @@ class FaceFinder:
 
     def __call__(self, rgb: np.ndarray, pad: float = 0.0, previous: np.ndarray | None = None) -> Face | None:
         """`pad` (fraction of the image size) adds replicated border first, for tightly cropped photos."""
-        p = int(pad * max(rgb.shape[:2]))
-        img = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_REPLICATE) if p else rgb
+        img, p = pad_border(rgb, pad)
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         face = None
         if previous is not None:
-            lo, hi = previous.min(0) + p, previous.max(0) + p
-            face = self._from_box(img, gray, (int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1])))
+            face = self._from_box(img, gray, points_box(previous + p))
             if face is not None and (face.confidence.mean() < self.min_confidence or _flat(gray, face.source_box)):
                 face = None
         if face is None:
