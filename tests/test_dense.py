@@ -28,8 +28,7 @@ def test_shipped_correspondence(face: FaceModel) -> None:
 def _project(fitter: DenseFitter, x: np.ndarray) -> np.ndarray:
     sl = fitter.sl
     s = fitter._static(x[sl["alpha_id"]], x[sl["delta_g"]])
-    m = s + np.einsum("k,kic->ic", x[sl["alpha_exp"]], fitter.exp_rows)
-    return fitter._project(m @ euler_matrix(x[sl["rot"]]).T + x[sl["trans"]])[0]
+    return fitter._points(s, x[sl["alpha_exp"]], euler_matrix(x[sl["rot"]]), x[sl["trans"]])[1]
 
 
 def test_fit_recovers_pose_and_expressions(face: FaceModel) -> None:

@@ -12,19 +12,22 @@ from pathlib import Path
 
 import numpy as np
 
+from facetrack.errors import FacetrackError
 from facetrack.io.sources import open_source
 from facetrack.model.correspondence import DATA_FILE, LOWER_INNER_LIP, UPPER_INNER_LIP, Correspondence, refine
 from facetrack.model.facemodel import FaceModel
 from facetrack.net.weights import Weights
-from facetrack.track.fitter import euler_matrix
+from facetrack.track.fitter import FitConfig, model_frame_offsets
 from facetrack.track.tracker import Tracker
 
 REFINED = np.concatenate([UPPER_INNER_LIP, LOWER_INNER_LIP])
+# Without per-person resting offsets: they would absorb exactly the residuals this refinement measures.
+MEASURE = FitConfig(neutral_bias=False)
 
 
 def median_offsets(tracker: Tracker, videos: list[Path], every: int = 3, max_frames: int = 240) -> np.ndarray:
     """(468, 3) median model-frame offsets (cm) from the fitted landmark points to the detected ones."""
-    f, sl, offs = tracker.fitter, tracker.slices, []
+    f, offs = tracker.fitter, []
     for video in videos:
         tracker.reset()
         for frame in open_source(str(video)):
@@ -33,17 +36,10 @@ def median_offsets(tracker: Tracker, videos: list[Path], every: int = 3, max_fra
             r = tracker(frame.rgb, timestamp=frame.timestamp)
             if r is None or frame.index % every or f.state.previous is None:
                 continue
-            obs = r.face.box.to_crop(r.dense.points[: len(f.weights)])
-            st, x = f.state.previous, r.recon.x.astype(np.float64)
-            m = f._static(x[sl["alpha_id"]], x[sl["delta_g"]]) + np.einsum("k,kic->ic", st["exp"], f.exp_rows)
-            R = euler_matrix(st["rot"])
-            c = m @ R.T + st["trans"]
-            uv, _ = f._project(c)
-            d = -c[:, 2:3] / f.camera.focal
-            res = obs - uv
-            offs.append(np.concatenate([res[:, :1] * d, -res[:, 1:] * d, np.zeros_like(d)], 1) @ R)
+            c, uv, R = f.fitted_points(r.recon.x)
+            offs.append(model_frame_offsets(R, c, uv, r.face.box.to_crop(r.dense.points[: len(c)]), f.camera.focal))
     if not offs:
-        raise ValueError("no frames with a face in the refinement videos")
+        raise FacetrackError("no frames with a face in the refinement videos")
     return np.median(np.stack(offs), axis=0)
 
 
@@ -51,7 +47,7 @@ def refine_on_videos(weights: Weights, face: FaceModel, landmarker: Path, videos
                      out: Path | None = None) -> Correspondence:
     corr = Correspondence.load(out or DATA_FILE)
     for _ in range(rounds):
-        tracker = Tracker(weights, landmarker=landmarker, smooth=False, correspondence=corr)
+        tracker = Tracker(weights, landmarker=landmarker, smooth=False, correspondence=corr, fit_config=MEASURE)
         corr = refine(face, corr, median_offsets(tracker, videos), REFINED)
         corr.save(out or DATA_FILE)
     return corr

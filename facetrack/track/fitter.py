@@ -5,14 +5,15 @@ rotation increment (3), translation (3) and the expression weights (53, kept in 
 pixels: the 2D reprojection of the 468 landmarks at their surface points (facetrack.model.correspondence),
 with eyelid and inner-lip points weighted up so blinks and mouth shapes are observable and the face-oval
 points (which sit on the silhouette, not on fixed skin) weighted down; their depth relative to the face's
-mean depth; pulls towards the previous frame (smoothness) and the encoder (a weak prior); a small L2 on the
-expressions (sparsity: no shape without evidence). All Jacobians are analytic, on precomputed landmark rows
-of the bases, so a frame costs a few milliseconds.
+mean depth; pulls towards the previous frame (smoothness) and the encoder (a weak prior); a per-shape L2
+on the expressions (sparsity: no shape without evidence; shapes that imitate a bigger one or that the
+landmarks barely see pay more). It runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, then
+all. All Jacobians are analytic, on precomputed landmark rows of the bases: a few milliseconds a frame.
 
-Identity is not re-guessed every frame: normal equations for the identity weights are accumulated over the
-first frames (with expressions pulled harder to zero, so the resting face goes into identity: a neutral
-face then reads near-zero expressions) and over keyframes later (slow update), then solved under the
-model's prior.
+Identity is not re-guessed every frame. In a stream, the first frames calibrate the person from a separate
+solve with expressions held near zero: normal equations for the identity weights, and each landmark's
+resting-face offset from its model point (median; the eyelids are left to eyeBlink), so a neutral face
+reads near-zero expressions. Later keyframes add identity evidence slowly; the prior closes the solve.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class FitConfig:
     w_pose_previous: float = 2e3  # rotation increment (rad) and translation (cm, x0.01) towards the previous frame
     calibration_frames: int = 40  # frames that set the identity at the start
     calibration_l2: float = 1000.0  # expression pull to zero while calibrating
-    observed_px: float = 2.0
+    observed_px: float = 2.0  # landmark motion (px per unit weight) below which a shape's L2 grows
     neutral_bias: bool = True  # learn each person's resting-face landmark offsets while calibrating
     keyframe_every: int = 15  # after calibration: identity update from every n-th frame
     keyframe_weight: float = 0.25
@@ -80,7 +81,6 @@ class FitInfo:
     rms_px: float  # weighted-free RMS of the 2D residual after the fit
     start_rms_px: float
     calibrating: bool
-    extra: dict = field(default_factory=dict)
 
 
 def _skew(v: np.ndarray) -> np.ndarray:
@@ -102,6 +102,15 @@ def _rodrigues(w: np.ndarray) -> np.ndarray:
     k = w / th
     K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
+
+
+def model_frame_offsets(R: np.ndarray, c: np.ndarray, uv: np.ndarray, obs: np.ndarray, focal: float) -> np.ndarray:
+    """(N, 3) the 2D residuals obs - uv carried back into the model frame: the lateral camera-frame offset at
+    each point's depth (c, camera frame), rotated back by R^T. What the calibration and the correspondence
+    refinement add to the model points."""
+    d = -c[:, 2:3] / focal
+    res = obs - uv
+    return np.concatenate([res[:, :1] * d, -res[:, 1:] * d, np.zeros_like(d)], 1) @ R
 
 
 def euler_matrix(angles: np.ndarray) -> np.ndarray:
@@ -167,6 +176,25 @@ class DenseFitter:
         if self.geo_rows is not None:
             s = s + np.einsum("k,kic->ic", delta_g, self.geo_rows)
         return s
+
+    def _points(self, s: np.ndarray, a: np.ndarray, R: np.ndarray, t: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Camera-frame landmark points (N, 3) for static points s and expressions a at pose (R, t), their
+        projections (N, 2) and the projection Jacobian (N, 2, 3)."""
+        c = (s + (self.exp_flat @ a).reshape(-1, 3)) @ R.T + t
+        return (c, *self._project(c))
+
+    def fitted_points(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The last fitted frame's camera-frame points (N, 3), projections (N, 2) and rotation, from the
+        identity and correctives of its output x and the fit's own pose and expressions (this person's
+        resting offsets included)."""
+        st, sl = self.state, self.sl
+        s = self._static(x[sl["alpha_id"]].astype(np.float64), x[sl["delta_g"]].astype(np.float64))
+        if st.bias is not None:
+            s = s + st.bias
+        R = euler_matrix(st.previous["rot"])
+        c, uv, _ = self._points(s, st.previous["exp"], R, st.previous["trans"])
+        return c, uv, R
 
     def _project(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f, W, H = self.camera.focal, self.camera.width, self.camera.height
@@ -256,8 +284,7 @@ class DenseFitter:
         if calibrating:  # the person's evidence comes from a solve with expressions held near zero ...
             Rc, tc, ac, _, _ = self._iterate(s, obs, z_obs, R, t, np.zeros(K), prev, a_prev, enc_exp,
                                              np.full(K, cfg.calibration_l2), np.zeros(K), cfg.iterations)
-            c = (s + (self.exp_flat @ ac).reshape(-1, 3)) @ Rc.T + tc
-            uv, Jp = self._project(c)
+            c, uv, Jp = self._points(s, ac, Rc, tc)
             self._accumulate_identity(identity, Rc, Jp, uv, obs, True)
             if cfg.neutral_bias:
                 self._accumulate_bias(Rc, c, uv, obs)
@@ -276,9 +303,7 @@ class DenseFitter:
         R, t, a, done, start2 = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, l2w, target,
                                               cfg.iterations)
         start_rms = start_rms if primary is not None else start2
-        m = s + (self.exp_flat @ a).reshape(-1, 3)
-        c = m @ R.T + t
-        uv, Jp = self._project(c)
+        c, uv, Jp = self._points(s, a, R, t)
         rms = float(np.sqrt(((uv - obs) ** 2).sum(1).mean()))
         if not calibrating:  # keyframes (and photos) add identity evidence at the fitted state
             self._accumulate_identity(identity, R, Jp, uv, obs, False)
@@ -311,9 +336,7 @@ class DenseFitter:
         cannot express: lid margins, lip lines): the residual carried back to the model frame at the point's
         depth, median over the calibration frames, then added to the model points for good."""
         st = self.state
-        d = -c[:, 2:3] / self.camera.focal
-        res = obs - uv
-        st.offsets.append(np.concatenate([res[:, :1] * d, -res[:, 1:] * d, np.zeros_like(d)], 1) @ R)
+        st.offsets.append(model_frame_offsets(R, c, uv, obs, self.camera.focal))
         if len(st.offsets) >= self.cfg.calibration_frames:
             st.bias = np.median(np.stack(st.offsets), axis=0)
             st.bias[EYELIDS.ravel()] = 0.0
