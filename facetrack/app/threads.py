@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from facetrack.app.packets import INFERENCE_THREADS, make_packet
 from facetrack.errors import FacetrackError
 from facetrack.io.recording import Recorder
-from facetrack.io.sources import Source, open_source
+from facetrack.io.sources import Source, open_source, paced
 from facetrack.render.reconstruction import NOTHING, Needs
 from facetrack.track.pipeline import RECORDING_NEEDS, LatestFrame, Pipeline, record
 
@@ -42,14 +42,10 @@ class CaptureThread(QThread):
         try:
             src: Source = open_source(self.source, self.layout)
             self.opened.emit(src)
-            start, count, window = time.monotonic(), 0, time.monotonic()
-            for frame in src:
+            count, window = 0, time.monotonic()
+            for frame in paced(src) if self.realtime else src:
                 if self._stop.is_set():
                     return
-                if self.realtime and not src.live:  # play a file at its own rate
-                    delay = start + frame.timestamp - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
                 self.mailbox.put((frame, time.monotonic()))
                 count += 1
                 if time.monotonic() - window >= 1.0:

@@ -239,20 +239,16 @@ def window_pipeline(pipeline, video: Path, frames: int) -> dict:
     import moderngl
 
     from facetrack.app.packets import VERTEX_FLOATS, make_packet
-    from facetrack.io.sources import open_source
+    from facetrack.io.sources import open_source, paced
     from facetrack.track.pipeline import LatestFrame
 
     source = open_source(str(video))
     mailbox, done = LatestFrame(), threading.Event()
 
     def capture() -> None:
-        start = time.monotonic()
-        for k, frame in enumerate(source):
+        for k, frame in enumerate(paced(source)):
             if k >= frames:
                 break
-            delay = start + frame.timestamp - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
             mailbox.put((frame, time.monotonic()))
         done.set()
 

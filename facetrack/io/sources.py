@@ -126,6 +126,18 @@ class RecordingSource(Source):
             yield Frame(float(self.stamps[k]), int(self.rec.frame_index[k]), None, self.xs[k], box, size, photo)
 
 
+def paced(source: Source) -> Iterator[Frame]:
+    """The source's frames at its own rate: a file or recording waits for each frame's timestamp (as a camera
+    would deliver it); a live source passes through as it comes."""
+    start = time.monotonic()
+    for frame in source:
+        if not source.live:
+            delay = start + frame.timestamp - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        yield frame
+
+
 def open_source(source: str, layout=None) -> Source:
     """The source named by a camera index, a video or recording file, or an image folder; a one-line error
     when it cannot be opened or yields nothing. `layout` (the model's) is needed to replay a recording."""
