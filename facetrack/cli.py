@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from facetrack import paths
@@ -41,16 +43,20 @@ def _model_correspond(args: argparse.Namespace) -> None:
     face = FaceModel.load(Path(args.model) if args.model else None)
     out = Path(args.out) if args.out else DATA_FILE
     corr = build(face, Path(args.canonical))
-    corr.save(out)
-    if args.refine:
+    if args.synthetic or args.refine:
         from facetrack.net.weights import load_weights
-        from facetrack.track.correspond import refine_on_videos
+        from facetrack.track.correspond import refine_on_synthetic, refine_on_videos
 
         landmarker = paths.landmarker_model(args.landmarker)
         if landmarker is None:
-            raise FacetrackError("--refine needs the MediaPipe landmarker: --landmarker FILE or FACETRACK_LANDMARKER")
-        corr = refine_on_videos(load_weights(paths.weights_dir(args.weights), face), face, landmarker,
-                                [Path(v) for v in args.refine], out=out)
+            raise FacetrackError("refining needs the MediaPipe landmarker: --landmarker FILE or FACETRACK_LANDMARKER")
+        weights = load_weights(paths.weights_dir(args.weights), face)
+        if args.synthetic:
+            bg = Path(args.backgrounds) if args.backgrounds else paths.shared_file("faces", "utkface")
+            corr = refine_on_synthetic(weights, face, landmarker, args.synthetic, bg, corr)
+    corr.save(out)
+    if args.refine:
+        corr = refine_on_videos(weights, face, landmarker, [Path(v) for v in args.refine], out=out)
     print(f"wrote {out}: {corr.source}")
 
 
@@ -84,20 +90,40 @@ def _tracker(args: argparse.Namespace, weights: Path | None = None):
                    smooth=not args.no_smooth)
 
 
-def _run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace) -> int:
     from facetrack.track.pipeline import Pipeline
 
     record = Path(args.record) if args.record else None
+    target = _stream_target(args)
     pipeline = Pipeline(_tracker(args))
     if args.no_gui:
         from facetrack.io.sources import open_source
+        from facetrack.io.streaming import Streamer
         from facetrack.track.pipeline import run_headless
 
-        run_headless(pipeline, open_source(args.source), record, args.max_frames)
-        return
+        streamer = Streamer(target, pipeline.model.exp_names) if target else None
+        source = open_source(args.source)
+        try:
+            figures = run_headless(pipeline, source, record, args.max_frames, streamer=streamer)
+        finally:
+            if args.verbose:
+                for path, why in getattr(source, "skipped", []):
+                    print(f"skipped {path}: {why}")
+        return 130 if figures["interrupted"] else 0
     from facetrack.app.main import run_gui
 
-    run_gui(pipeline, args.source, record)
+    return run_gui(pipeline, args.source, record, target)
+
+
+def _stream_target(args: argparse.Namespace):
+    """The --vmc or --osc target, or None; both at once is an error."""
+    from facetrack.io.streaming import StreamTarget
+
+    if args.vmc and args.osc:
+        raise FacetrackError("choose one stream: --vmc or --osc")
+    if args.vmc:
+        return StreamTarget.parse("vmc", args.vmc)
+    return StreamTarget.parse("osc", args.osc) if args.osc else None
 
 
 def _play(args: argparse.Namespace) -> None:
@@ -106,7 +132,7 @@ def _play(args: argparse.Namespace) -> None:
 
     if not Path(args.file).is_file():
         raise FacetrackError(f"recording not found: {args.file}")
-    play_gui(Pipeline(_tracker(args)), Path(args.file))
+    play_gui(Pipeline(_tracker(args)), Path(args.file), _stream_target(args))
 
 
 def _reconstruct(args: argparse.Namespace) -> None:
@@ -135,13 +161,54 @@ def _reconstruct(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from facetrack.io.exports import export_csv
     from facetrack.io.recording import read_recording
 
+    if not (args.csv or args.livelink_csv or args.gltf or args.obj_seq):
+        raise FacetrackError("say what to write: --csv, --livelink-csv, --gltf or --obj-seq")
     rec = read_recording(Path(args.file))
-    out = Path(args.csv)
-    export_csv(rec, out)
-    print(f"wrote {len(rec)} frames to {out}")
+    if rec.problems():
+        print(f"{args.file}: {rec.problems()}")
+
+    def left_out(n: int) -> str:
+        return f" ({n} frames without a face left out)" if n else ""
+
+    if args.csv:
+        from facetrack.io.exports import export_csv
+
+        export_csv(rec, Path(args.csv))
+        print(f"wrote {len(rec)} frames to {args.csv} (face_present column says which had a face)")
+    if args.livelink_csv:
+        from facetrack.io.livelink import export_livelink_csv
+        from facetrack.model.correspondence import Correspondence
+
+        n, skipped = export_livelink_csv(rec, Path(args.livelink_csv), Correspondence.load().head_frame)
+        print(f"wrote {n} frames to {args.livelink_csv} (Live Link Face CSV){left_out(skipped)}")
+    if args.gltf or args.obj_seq:
+        model = _model_for(args, rec)
+        if args.gltf:
+            from facetrack.io.gltf import export_gltf
+
+            n, skipped = export_gltf(rec, model, Path(args.gltf))
+            print(f"wrote {args.gltf}: mesh, {model.layout.n_exp} morph targets, {n} keyframes{left_out(skipped)}")
+        if args.obj_seq:
+            from facetrack.io.exports import export_obj_sequence
+
+            n, skipped = export_obj_sequence(rec, model, Path(args.obj_seq))
+            print(f"wrote {n} meshes to {args.obj_seq}{left_out(skipped)}")
+
+
+def _model_for(args: argparse.Namespace, rec):
+    """The multi-level model (with the weights' correctives) that the recording's parameters belong to."""
+    from facetrack.model.facemodel import FaceModel
+    from facetrack.net.weights import load_weights
+
+    face = FaceModel.load(Path(args.model) if args.model else None)
+    model = load_weights(paths.weights_dir(args.weights), face).model.cpu().eval()
+    size = sum(int(s) for name, s in rec.header["fields"] if name in ("delta_g", "delta_r"))
+    if size != model.layout.n_cg + model.layout.n_cr:
+        raise FacetrackError("the recording was made with other weights (corrective sizes differ): pass them "
+                             "with --weights DIR")
+    return model
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -246,6 +313,31 @@ def _add_front_end_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-smooth", action="store_true", help="no One-Euro filtering of pose and expressions")
 
 
+def _number(kind: type, low: float, what: str):
+    """An argparse type: a number of `kind` that is at least `low` (argparse prints the one-line error)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value >= low:  # also false for NaN
+            raise argparse.ArgumentTypeError(f"{text} must be {what}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+positive_int = _number(int, 1, "at least 1")
+non_negative_int = _number(int, 0, "0 or more")
+positive_float = _number(float, 1e-12, "above 0")
+
+
+def _add_stream_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vmc", nargs="?", const="127.0.0.1:39539", metavar="HOST:PORT",
+                   help="stream to a VMC receiver (VSeeFace, VNyan, Warudo; default 127.0.0.1:39539)")
+    p.add_argument("--osc", metavar="HOST:PORT", help="stream plain OSC (README: Streaming, for the addresses)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facetrack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     build = model.add_parser("build", help="import an ICT-FaceKit FaceXModel folder into the user cache")
     build.add_argument("--ict", help="FaceXModel folder (default: $FACETRACK_ICT)")
     build.add_argument("--out", help=f"model file (default: $FACETRACK_HOME/{paths.MODEL_FILENAME})")
-    build.add_argument("--reflectance-modes", type=int, default=80, help="size of the reflectance space")
+    build.add_argument("--reflectance-modes", type=positive_int, default=80, help="size of the reflectance space")
     build.set_defaults(func=_model_build)
     info = model.add_parser("info", help="print the model's counts")
     info.add_argument("--model", help="model file (default: the user cache)")
@@ -263,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_model_info)
     corr = model.add_parser("correspond", help="map MediaPipe's 468 landmarks onto the ICT surface")
     corr.add_argument("--canonical", required=True, help="MediaPipe's canonical_face_model.obj")
+    corr.add_argument("--synthetic", type=non_negative_int, default=0, metavar="N",
+                      help="refine on N synthetic ICT faces with exact geometry (needs the landmarker)")
+    corr.add_argument("--backgrounds", help="photo folder behind the synthetic faces (default: "
+                      "$FACETRACK_SHARED/faces/utkface)")
     corr.add_argument("--refine", nargs="*", help="videos to refine the inner-lip points on (needs the landmarker)")
     corr.add_argument("--landmarker", help="face_landmarker.task (default: $FACETRACK_LANDMARKER)")
     corr.add_argument("--weights", help="weights folder for the encoder's first guess")
@@ -272,14 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
     render = model.add_parser("render", help="render PNGs of the mean face, an identity, expressions, lights")
     render.add_argument("--out", required=True)
     render.add_argument("--model")
-    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--seed", type=non_negative_int, default=0)
     render.set_defaults(func=_model_render)
 
     synth = sub.add_parser("synth", help="render synthetic faces with exact ground truth")
     synth.add_argument("--out", required=True)
-    synth.add_argument("-n", type=int, default=300)
+    synth.add_argument("-n", type=positive_int, default=300)
     synth.add_argument("--backgrounds", help="folder of real photos to render over")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=non_negative_int, default=0)
     synth.add_argument("--model")
     synth.set_defaults(func=_synth)
 
@@ -287,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", default="0", help="camera index, video file or image folder")
     run.add_argument("--record", help="write a .ftrec recording")
     run.add_argument("--no-gui", action="store_true", help="process as fast as possible and print FPS")
-    run.add_argument("--max-frames", type=int)
+    run.add_argument("--max-frames", type=positive_int)
+    run.add_argument("--verbose", action="store_true", help="list every skipped file of an image folder")
+    _add_stream_args(run)
     _add_tracking_args(run)
     run.set_defaults(func=_run)
 
@@ -299,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     play = sub.add_parser("play", help="replay a recording into the viewport")
     play.add_argument("file")
+    _add_stream_args(play)
     _add_tracking_args(play)
     play.set_defaults(func=_play)
 
@@ -311,28 +410,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--weights", action="append", help="weights folder; repeat to compare models side by side")
     ev.add_argument("--model", help="face model file (default: the user cache)")
     _add_front_end_args(ev)
-    ev.add_argument("--limit", type=int, help="images, landmarks: first N files; video: first N frames per video")
-    ev.add_argument("--n", type=int, default=300, help="synthetic: number of faces")
-    ev.add_argument("--seed", type=int, default=0, help="synthetic: the set's seed")
+    ev.add_argument("--limit", type=positive_int,
+                    help="images, landmarks: first N files; video: first N frames per video")
+    ev.add_argument("--n", type=positive_int, default=300, help="synthetic: number of faces")
+    ev.add_argument("--seed", type=non_negative_int, default=0, help="synthetic: the set's seed")
     ev.add_argument("--backgrounds", help="synthetic: photos to render over (default: $FACETRACK_SHARED/faces/utkface)")
     ev.add_argument("--split", choices=["all", "val", "train"], default="all",
                     help="images: keep one side of train.prepare's split (val = held out from training)")
     ev.add_argument("--no-identity", action="store_true", help="images: skip the face-recognition embeddings")
-    ev.add_argument("--still", type=float, default=0.002,
+    ev.add_argument("--still", type=positive_float, default=0.002,
                     help="video: motion (face sizes per frame) below which a segment counts as still")
     ev.set_defaults(func=_eval)
 
     bench = sub.add_parser("bench", help="speed of the encoder backends, image formation and the whole pipeline")
     bench.add_argument("--video", help="video for the end-to-end figure (default: "
                        "$FACETRACK_SHARED/videos/liveportrait_d0.mp4)")
-    bench.add_argument("--frames", type=int, default=150, help="frames of the video to process")
+    bench.add_argument("--frames", type=positive_int, default=150, help="frames of the video to process")
     bench.add_argument("--out", default="bench.json", help="JSON file (a Markdown table is written beside it)")
     _add_tracking_args(bench)
     bench.set_defaults(func=_bench)
 
     exp = sub.add_parser("export", help="convert a recording")
     exp.add_argument("file")
-    exp.add_argument("--csv", required=True, help="output CSV, one row per frame")
+    exp.add_argument("--csv", help="output CSV, one row per frame, every field")
+    exp.add_argument("--livelink-csv", help="output CSV in Live Link Face's layout (52 ARKit shapes, head angles)")
+    exp.add_argument("--gltf", help="output .glb: the person's mesh, 53 morph targets, animation")
+    exp.add_argument("--obj-seq", help="output folder: one OBJ mesh per frame with a face")
+    exp.add_argument("--weights", help="weights folder the recording was made with (default: the shipped one)")
+    exp.add_argument("--model", help="model file (default: the user cache)")
     exp.set_defaults(func=_export)
     return parser
 
@@ -342,14 +447,23 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0].startswith("--source") or argv[0] in ("--record",):
         argv = ["run", *argv]  # `facetrack` alone opens the window on webcam 0
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
-        args.func(args)
+        return int(args.func(args) or 0)
     except FacetrackError as e:
         print(f"facetrack: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM ends a run like Ctrl+C: recordings close, the summary prints (the window closes itself)."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -73,3 +73,9 @@ def landmarker_model(flag: str | os.PathLike | None = None) -> Path | None:
     """MediaPipe's face_landmarker.task: the --landmarker flag, else $FACETRACK_LANDMARKER; None when neither is
     set (the dlib landmarks are used then)."""
     return Path(flag).expanduser() if flag else _env("FACETRACK_LANDMARKER")
+
+
+def quiet_video_decoder() -> None:
+    """Silence FFmpeg's own log lines inside OpenCV (a damaged video prints hundreds); facetrack reports what a
+    stream lost in one line instead. A user's own OPENCV_FFMPEG_LOGLEVEL wins."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")

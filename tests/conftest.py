@@ -7,6 +7,9 @@ FACETRACK_SHARED (the folder with faces/, videos/, aflw2000-sample/). `.ci/run` 
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,15 @@ def ict_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return _env_dir("FACETRACK_SHARED")
+
+
+@pytest.fixture(scope="session")
+def landmarker(shared_dir: Path) -> Path:
+    """MediaPipe's face_landmarker.task from the shared folder (tests that need it skip without it)."""
+    path = shared_dir / "mediapipe" / "face_landmarker.task"
+    if not path.is_file():
+        pytest.skip("no face_landmarker.task in FACETRACK_SHARED/mediapipe")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +68,40 @@ def weights() -> Path:
 @pytest.fixture(scope="session")
 def face(model_file: Path) -> FaceModel:
     return FaceModel.load(model_file)
+
+
+class Receiver:
+    """A python-osc UDP server on a free local port that keeps every message (address -> list of args)."""
+
+    def __init__(self) -> None:
+        self.got: dict[str, list[tuple]] = defaultdict(list)
+        self.lock = threading.Lock()
+        from pythonosc.dispatcher import Dispatcher
+        from pythonosc.osc_server import ThreadingOSCUDPServer
+
+        d = Dispatcher()
+        d.set_default_handler(self._keep)
+        self.server = ThreadingOSCUDPServer(("127.0.0.1", 0), d)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _keep(self, address: str, *args) -> None:  # returns None: python-osc would send a returned value back
+        with self.lock:
+            self.got[address].append(args)
+
+    def wait_for(self, address: str, n: int, timeout: float = 5.0) -> list[tuple]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and len(self.got[address]) < n:
+            time.sleep(0.02)
+        return self.got[address]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()

@@ -111,6 +111,25 @@ def _packet(win, frame):
     return make_packet(frame, time.monotonic(), win.pipeline(frame, win.needs()), win.pipeline.camera)
 
 
+def test_window_streams_and_shows_it(qtbot, pipeline: Pipeline, shared_dir: Path, receiver) -> None:
+    """S toggles a VMC stream to the target given at start; the status line names it with its rate."""
+    ensure_app()
+    from facetrack.app.window import MainWindow
+    from facetrack.io.streaming import StreamTarget
+
+    target = StreamTarget("vmc", "127.0.0.1", receiver.port)
+    win = MainWindow(pipeline, str(shared_dir / "videos" / "liveportrait_d0.mp4"), stream_to=target)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.frames >= 8 and "msg/s" in win.status.text(), timeout=60000)
+    assert f"streaming VMC -> 127.0.0.1:{receiver.port}" in win.status.text()
+    assert win.stream_action.text().startswith("Stop streaming")
+    assert len(receiver.wait_for("/VMC/Ext/Bone/Pos", 5)) >= 5
+    win.toggle_streaming()
+    assert win.inference.streamer is None and win.stream_action.text().startswith("Start streaming")
+    win.stop()
+
+
 def test_missing_video_keeps_the_app_up(qtbot, pipeline: Pipeline, tmp_path: Path) -> None:
     ensure_app()
     from facetrack.app.window import MainWindow

@@ -69,14 +69,11 @@ def test_one_euro_smooths_noise_and_follows_steps() -> None:
     assert out[40] > 0.9  # 10 frames after the step it has followed (little lag on fast motion)
 
 
-def test_mediapipe_on_a_shared_video(shared_dir: Path) -> None:
+def test_mediapipe_on_a_shared_video(shared_dir: Path, landmarker: Path) -> None:
     from facetrack.io.sources import open_source
     from facetrack.vision.dense import MediaPipeLandmarker
 
-    model = shared_dir / "mediapipe" / "face_landmarker.task"
-    if not model.is_file():
-        pytest.skip("no face_landmarker.task in FACETRACK_SHARED/mediapipe")
-    lm = MediaPipeLandmarker(model)
+    lm = MediaPipeLandmarker(landmarker)
     video = open_source(str(shared_dir / "videos" / "liveportrait_d0.mp4"))
     frames = [f for _, f in zip(range(3), video, strict=False)]
     faces = [lm(f.rgb, f.timestamp) for f in frames]
@@ -97,9 +94,10 @@ def test_missing_landmarker_is_one_line_error(tmp_path: Path) -> None:
 
 
 def test_correspond_command_regenerates_the_shipped_file(model_file: Path, shared_dir: Path, tmp_path: Path) -> None:
-    """`facetrack model correspond` without --refine rebuilds every point the refinement leaves alone."""
+    """`facetrack model correspond` without refinement rebuilds every point the refinements leave alone, and
+    the head frame."""
     from facetrack.cli import main
-    from facetrack.track.correspond import REFINED
+    from facetrack.track.correspond import REFINED, SYNTHETIC_REFINED
 
     canonical = shared_dir / "mediapipe" / "canonical_face_model.obj"
     if not canonical.is_file():
@@ -108,8 +106,28 @@ def test_correspond_command_regenerates_the_shipped_file(model_file: Path, share
     assert main(["model", "correspond", "--canonical", str(canonical), "--out", str(out),
                  "--model", str(model_file)]) == 0
     built, shipped = Correspondence.load(out), Correspondence.load()
-    keep = np.setdiff1d(np.arange(N_CANONICAL), REFINED)
+    keep = np.setdiff1d(np.arange(N_CANONICAL), np.concatenate([REFINED, SYNTHETIC_REFINED]))
+    assert len(keep) > 50
     assert (built.tri[keep] == shipped.tri[keep]).all() and np.allclose(built.bary[keep], shipped.bary[keep], atol=1e-6)
+    assert np.allclose(built.head_frame, shipped.head_frame)
+    # MediaPipe's canonical frame is the ICT frame pitched by about 2 degrees
+    assert 1.0 < np.degrees(np.arccos((np.trace(built.head_frame) - 1) / 2)) < 4.0
+
+
+def test_synthetic_refinement_moves_only_its_points(face: FaceModel, weights: Path, landmarker: Path,
+                                                     tmp_path: Path) -> None:
+    """Refining on synthetic faces with exact geometry moves the points it owns and leaves the eyes, the inner
+    lips and the face oval (refined elsewhere, or sliding) where they were."""
+    from facetrack.net.weights import load_weights
+    from facetrack.track.correspond import SYNTHETIC_REFINED, refine_on_synthetic
+
+    start = Correspondence.load()
+    corr = refine_on_synthetic(load_weights(weights, face), face, landmarker, 12, None, start, rounds=1)
+    others = np.setdiff1d(np.arange(N_CANONICAL), SYNTHETIC_REFINED)
+    assert (corr.tri[others] == start.tri[others]).all() and np.allclose(corr.bary[others], start.bary[others])
+    moved = np.linalg.norm(corr.points(face.mean) - start.points(face.mean), axis=1)[SYNTHETIC_REFINED]
+    assert 0 < np.median(moved) < 0.5  # cm: the shipped file is already refined, so the moves are small
+    assert "synthetic" in corr.source
 
 
 def test_lag_and_responsiveness_known_answers() -> None:
@@ -129,13 +147,11 @@ def test_lag_and_responsiveness_known_answers() -> None:
     assert np.allclose(mouth_opening(lm), gap / 60) and pearson(gap * 0.01, mouth_opening(lm)) > 0.999
 
 
-def test_a_neutral_face_reads_near_zero_expressions(weights: Path, model_file: Path, shared_dir: Path) -> None:
+def test_a_neutral_face_reads_near_zero_expressions(weights: Path, model_file: Path, shared_dir: Path,
+                                                   landmarker: Path) -> None:
     """An ICT face with a random identity and no expression, turning its head, rendered over a photo: after the
     calibration frames its expression weights stay small (the resting face went into identity and the
     per-person landmark offsets, not into expressions)."""
-    landmarker = shared_dir / "mediapipe" / "face_landmarker.task"
-    if not landmarker.is_file():
-        pytest.skip("no face_landmarker.task in FACETRACK_SHARED/mediapipe")
     from facetrack.net.weights import load_weights
     from facetrack.render.formation import view
     from facetrack.render.images import draw, to_uint8

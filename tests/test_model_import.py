@@ -99,7 +99,7 @@ def test_missing_inputs(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypat
 def test_corrupt_model_file(tmp_path: Path) -> None:
     bad = tmp_path / "m.npz"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(FacetrackError, match="corrupt face model"):
+    with pytest.raises(FacetrackError, match="damaged face model"):
         FaceModel.load(bad)
 
 
@@ -107,4 +107,5 @@ def test_save_load_round_trip(face: FaceModel, tmp_path: Path) -> None:
     face.save(tmp_path / "copy.npz")
     again = FaceModel.load(tmp_path / "copy.npz")
     assert np.array_equal(again.exp_basis, face.exp_basis) and list(again.exp_names) == list(face.exp_names)
-    assert [p.name for p in tmp_path.iterdir()] == ["copy.npz"]  # no temporary file left
+    # no temporary file left; the checksum beside the model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.npz", "copy.npz.sha256"]

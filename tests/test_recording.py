@@ -47,7 +47,7 @@ def test_round_trip(tmp_path: Path) -> None:
         assert np.allclose(R, Rq, atol=1e-5)
     assert np.allclose(back.timestamp, np.arange(7) / 30) and list(back.frame_index) == list(range(7))
     assert np.allclose(back.values["crop_box"], [320, 240, 200]) and np.allclose(back.values["frame_size"], SIZE)
-    assert back.header["version"] == 2
+    assert back.header["version"] == 3 and back.damaged == 0 and not back.truncated
 
 
 def test_version_1_files_still_read(tmp_path: Path) -> None:
@@ -82,7 +82,46 @@ def test_truncated_last_frame_is_dropped(tmp_path: Path) -> None:
         rec.write(float(i), i, x, {'base': 0.1, 'final': 0.1}, BOX, SIZE)
     rec.close()
     path.write_bytes(path.read_bytes()[:-10])  # killed while writing the last record
-    assert len(read_recording(path)) == 4
+    back = read_recording(path)
+    assert len(back) == 4 and back.truncated and back.damaged == 0
+
+
+def test_damaged_records_are_skipped_and_counted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Bytes garbled in the middle: the records they hit fail their CRC and are skipped, never exported as
+    numbers; the others read exactly; export says how many it skipped."""
+    from facetrack.io.recording import MAGIC
+
+    path = tmp_path / "garbled.ftrec"
+    xs = _frames(20)
+    with Recorder(path, LAYOUT, NAMES) as rec:
+        for i, x in enumerate(xs):
+            rec.write(i / 30, i, x, {'base': 0.1, 'final': 0.1}, BOX, SIZE)
+    data = bytearray(path.read_bytes())
+    body = len(MAGIC) + 4 + int.from_bytes(data[len(MAGIC) : len(MAGIC) + 4], "little")
+    size = (len(data) - body) // 20  # 20 equal records after the header
+    start = body + 8 * size + 7  # inside record 8, on into record 9
+    data[start : start + size] = np.random.default_rng(0).integers(0, 256, size, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    back = read_recording(path)
+    assert back.damaged == 2 and len(back) == 18
+    assert list(back.frame_index) == [i for i in range(20) if i not in (8, 9)]
+    sl = LAYOUT.slices()
+    keep = [i for i in range(20) if i not in (8, 9)]
+    assert np.allclose(back.values["expression"], xs[keep][:, sl["alpha_exp"]], atol=1e-6)
+    assert main(["export", str(path), "--csv", str(tmp_path / "g.csv")]) == 0
+    assert "2 damaged records skipped" in capsys.readouterr().out
+    table = np.loadtxt(tmp_path / "g.csv", delimiter=",", skiprows=1)
+    assert table.shape[0] == 18 and (table[:, 1] >= 0).all() and (table[:, 1] < 20).all()
+
+
+def test_damaged_header_is_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.ftrec"
+    with Recorder(path, LAYOUT, NAMES) as rec:
+        rec.write(0.0, 0, _frames(1)[0], {}, BOX, SIZE)
+    data = path.read_bytes().replace(b'"fields"', b'"fiel\xffs"')
+    path.write_bytes(data)
+    with pytest.raises(FacetrackError, match="damaged recording header"):
+        read_recording(path)
 
 
 def test_full_disk_keeps_frames(tmp_path: Path) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QOpenGLContext, QSurfaceFormat
 from PySide6.QtWidgets import QApplication
 
+from facetrack.io.streaming import StreamTarget
 from facetrack.render import raster_gl
 from facetrack.track.pipeline import Pipeline
 
@@ -46,19 +49,38 @@ def ensure_app() -> QApplication:
     return QApplication.instance() or QApplication(sys.argv[:1])
 
 
-def run_gui(pipeline: Pipeline, source: str, record: Path | None = None) -> int:
+def run_gui(pipeline: Pipeline, source: str, record: Path | None = None, stream_to: StreamTarget | None = None
+            ) -> int:
     from facetrack.app.window import MainWindow
 
     app = ensure_app()
-    win = MainWindow(pipeline, source, record)
+    win = MainWindow(pipeline, source, record, stream_to=stream_to)
     win.show()
-    return app.exec()
+    return _exec_closing_on_signals(app, win)
 
 
-def play_gui(pipeline: Pipeline, recording: Path) -> int:
+def play_gui(pipeline: Pipeline, recording: Path, stream_to: StreamTarget | None = None) -> int:
     from facetrack.app.window import MainWindow
 
     app = ensure_app()
-    win = MainWindow(pipeline, str(recording), playback=True)
+    win = MainWindow(pipeline, str(recording), playback=True, stream_to=stream_to)
     win.show()
-    return app.exec()
+    return _exec_closing_on_signals(app, win)
+
+
+def _exec_closing_on_signals(app: QApplication, win) -> int:
+    """Run the event loop; Ctrl+C and SIGTERM close the window like its close button (recording saved,
+    threads stopped). Qt's loop does not let Python run signal handlers, so a timer wakes it."""
+    def close(*_) -> None:
+        win.close()
+
+    previous = {sig: signal.signal(sig, close) for sig in (signal.SIGINT, signal.SIGTERM)}
+    timer = QTimer()
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
+    try:
+        return app.exec()
+    finally:
+        timer.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -19,8 +19,9 @@ from facetrack.app.packets import INFERENCE_THREADS, make_packet
 from facetrack.errors import FacetrackError
 from facetrack.io.recording import Recorder
 from facetrack.io.sources import Source, open_source, paced
+from facetrack.io.streaming import Streamer
 from facetrack.render.reconstruction import NOTHING, Needs
-from facetrack.track.pipeline import RECORDING_NEEDS, LatestFrame, Pipeline, record
+from facetrack.track.pipeline import RECORDING_NEEDS, LatestFrame, Pipeline, record, stream
 
 
 class CaptureThread(QThread):
@@ -51,6 +52,8 @@ class CaptureThread(QThread):
                 if time.monotonic() - window >= 1.0:
                     self.fps.emit(count / (time.monotonic() - window))
                     count, window = 0, time.monotonic()
+            if src.problems:  # what the stream lost: undecodable frames, skipped files
+                self.failed.emit(f"{src.name}: {src.problems}")
             self.finished_source.emit()
         except FacetrackError as e:
             self.failed.emit(str(e))
@@ -95,12 +98,19 @@ class InferenceThread(QThread):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.recorder: Recorder | None = None
+        self.streamer: Streamer | None = None  # set and cleared by the window's stream toggle
         self.processed = 0
 
     def stop(self) -> None:
         self._stop.set()
         self.wait(5000)
         self.stop_recording()
+        self.stop_streaming()
+
+    def stop_streaming(self) -> None:
+        streamer, self.streamer = self.streamer, None
+        if streamer is not None:
+            streamer.close()
 
     def start_recording(self, path: Path, source: Source) -> None:
         rec = self.pipeline.recorder(path, source)
@@ -143,5 +153,8 @@ class InferenceThread(QThread):
                     except FacetrackError as e:
                         self.recorder = None
                         self.failed.emit(str(e))
+            streamer = self.streamer
+            if streamer is not None and r is not None:
+                stream(streamer, frame, r)
             self.box.put(pk)
             self.ready.emit()

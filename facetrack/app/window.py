@@ -20,15 +20,19 @@ from facetrack.app.threads import CaptureThread, InferenceThread, LatestFrame
 from facetrack.app.viewport import MODES, Viewport
 from facetrack.errors import FacetrackError
 from facetrack.io.sources import Source
+from facetrack.io.streaming import VMC_PORT, Streamer, StreamTarget
 from facetrack.render.reconstruction import Needs
 from facetrack.track.pipeline import HOLD_FRAMES, Pipeline
 
 
 class MainWindow(QMainWindow):
     def __init__(self, pipeline: Pipeline, source: str | None = None, record: Path | None = None,
-                 realtime: bool = True, playback: bool = False) -> None:
+                 realtime: bool = True, playback: bool = False, stream_to: StreamTarget | None = None) -> None:
         super().__init__()
         self.pipeline, self.realtime, self.record_path, self.playback = pipeline, realtime, record, playback
+        # The stream toggle sends here: the --vmc/--osc target, or VMC on this machine's default port.
+        self.stream_target = stream_to or StreamTarget("vmc", "127.0.0.1", VMC_PORT)
+        self._stream_at_start = stream_to is not None
         self.setWindowTitle("facetrack" + (" - playback" if playback else ""))
         self.model = pipeline.model
         self.viewport = Viewport(self.model.face_triangles.numpy(), self.model.n_vertices)
@@ -55,6 +59,7 @@ class MainWindow(QMainWindow):
         self.status = QLabel("no source")
         self.statusBar().addWidget(self.status, 1)
         self.record_action: QAction | None = None
+        self.stream_action: QAction | None = None
         self._make_actions()
         self.capture_fps, self.latency_ms, self.infer_ms, self.frames = 0.0, 0.0, 0.0, 0
         self.latencies: deque[float] = deque(maxlen=1000)  # capture-to-display, ms
@@ -85,6 +90,9 @@ class MainWindow(QMainWindow):
             rec = self.menuBar().addMenu("&Record")
             self.record_action = self._action(rec, "Start recording", "R", self.toggle_recording)
             bar.addAction(self.record_action)
+        stream = self.menuBar().addMenu("&Stream")
+        self.stream_action = self._action(stream, f"Start streaming ({self.stream_target})", "S", self.toggle_streaming)
+        bar.addAction(self.stream_action)
 
     def _action(self, menu, text: str, key: str, slot) -> QAction:
         a = QAction(text, self)
@@ -143,8 +151,12 @@ class MainWindow(QMainWindow):
 
     def _on_opened(self, src: Source) -> None:
         self.opened = src
+        if getattr(src, "problems", ""):
+            self.show_error(f"{src.name}: {src.problems}")
         if self.record_path is not None and not self.playback:
             self.toggle_recording()
+        if self._stream_at_start and self.inference is not None and self.inference.streamer is None:
+            self.toggle_streaming()
 
     def stop(self) -> None:
         for t in (self.capture, self.inference):
@@ -178,9 +190,27 @@ class MainWindow(QMainWindow):
         face += f" · {self.pipeline.tracker.front_end}"
         rec = f" · recording {self.inference.recorder.frames} frames" if self.inference and self.inference.recorder \
             else ""
+        streamer = self.inference.streamer if self.inference else None
+        rec += f" · streaming {streamer.status()}" if streamer is not None else ""
         what = f"playing {self.source} · " if self.playback else ""
         self.status.setText(f"{what}capture {self.capture_fps:.1f} FPS · inference {self.infer_ms:.0f} ms · "
                             f"latency {self.latency_ms:.0f} ms · {self.frames} frames · {face}{rec}")
+
+    def toggle_streaming(self) -> None:
+        """Start or stop sending every tracked frame to the stream target (VMC or OSC over UDP)."""
+        if self.inference is None or self.stream_action is None:
+            self.show_error("nothing to stream: open a source first")
+            return
+        if self.inference.streamer is None:
+            try:
+                self.inference.streamer = Streamer(self.stream_target, self.model.exp_names)
+            except FacetrackError as e:
+                self.show_error(str(e))
+                return
+            self.stream_action.setText(f"Stop streaming ({self.stream_target})")
+        else:
+            self.inference.stop_streaming()
+            self.stream_action.setText(f"Start streaming ({self.stream_target})")
 
     def toggle_recording(self) -> None:
         if self.inference is None or self.opened is None or self.record_action is None:

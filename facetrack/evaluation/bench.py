@@ -220,6 +220,7 @@ def bench_pipeline(tracker: Tracker, video: Path, frames: int, ref: float) -> li
     fig = run_headless(pipeline, open_source(str(video)), None, frames, quiet=True)
     rows = [_row(f"end to end, run --no-gui, on {video.name} ({fig['frames']} frames)", fig["backend"], 1,
                  1e3 / fig["fps"], ref, stages_ms=fig["ms_per_frame"])]
+    rows.append(bench_streaming(pipeline, video, frames, ref, 1e3 / fig["fps"]))
     pipeline.reset()
     win = window_pipeline(pipeline, video, frames)
     rows.append(_row(f"window pipeline headless, on {video.name} at its frame rate ({win['frames']} frames)",
@@ -227,6 +228,37 @@ def bench_pipeline(tracker: Tracker, video: Path, frames: int, ref: float) -> li
                      latency_ms=win["latency_ms"], latency_ratio_to_reference=win["latency_ms"]["median"] / ref,
                      dropped=win["dropped"]))
     return rows
+
+
+def bench_streaming(pipeline, video: Path, frames: int, ref: float, off_ms: float, pairs: int = 2) -> dict:
+    """`run --no-gui --vmc` to a local UDP port nobody reads (the kernel drops what overflows) against the
+    same run without streaming, alternated so that drift in the machine's speed hits both alike."""
+    import socket
+
+    from facetrack.io.sources import open_source
+    from facetrack.io.streaming import Streamer, StreamTarget
+    from facetrack.track.pipeline import run_headless
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    target = StreamTarget("vmc", "127.0.0.1", sink.getsockname()[1])
+    on, off, sent = [], [off_ms], 0
+    try:
+        for k in range(pairs):
+            pipeline.reset()
+            streamer = Streamer(target, pipeline.model.exp_names)
+            fig = run_headless(pipeline, open_source(str(video)), None, frames, quiet=True, streamer=streamer)
+            on.append(1e3 / fig["fps"])
+            sent += fig["stream"]["bundles"]
+            if k < pairs - 1:
+                pipeline.reset()
+                off.append(1e3 / run_headless(pipeline, open_source(str(video)), None, frames, quiet=True)["fps"])
+    finally:
+        sink.close()
+    on_ms, off_ms = float(np.median(on)), float(np.median(off))
+    return _row(f"end to end with VMC streaming on, on {video.name} ({frames} frames, {pairs} runs)",
+                pipeline.tracker.backend.name, 1, on_ms, ref, streaming_off_ms=off_ms,
+                ratio_to_streaming_off=on_ms / off_ms, bundles_sent=sent)
 
 
 def window_pipeline(pipeline, video: Path, frames: int) -> dict:

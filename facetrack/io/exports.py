@@ -42,6 +42,25 @@ def export_csv(rec: Recording, path: Path) -> None:
         raise FacetrackError(f"cannot write {path}: {e.strerror or e}") from None
 
 
+def export_obj_sequence(rec: Recording, model: MultiLevelModel, folder: Path) -> tuple[int, int]:
+    """One OBJ per frame with a face (`frame_000123.obj`, the recording's frame index): the final level in the
+    camera frame (cm), so head motion is in the meshes, with the reflectance as vertex colours. Returns
+    (meshes written, frames left out for having no face)."""
+    from facetrack.render.reconstruction import Needs, Reconstructor
+
+    present = rec.values["face"][:, 0] > 0.5 if "face" in rec.values else np.ones(len(rec), bool)
+    x = rec.params(model.layout)
+    reconstruct = Reconstructor(model)
+    tris = model.triangles.numpy()
+    try:
+        for k in np.flatnonzero(present):
+            level = reconstruct(x[k], Needs(frozenset({"final"}))).levels["final"]
+            write_obj(folder / f"frame_{int(rec.frame_index[k]):06d}.obj", level.v_cam, tris, level.albedo)
+    except OSError as e:
+        raise FacetrackError(f"cannot write into {folder}: {e.strerror or e}") from None
+    return int(present.sum()), int((~present).sum())
+
+
 def params_json(model: MultiLevelModel, r: FrameResult) -> dict:
     """The named parameters of a result, pose also in degrees, expressions by ARKit name."""
     p = r.recon.params

@@ -6,10 +6,13 @@ The header names every field and its size; a record is float64 timestamp (s), in
 float32 values in header order: quaternion (w, x, y, z), translation (cm), identity, expressions (ARKit
 names in the header), delta_g, delta_r, SH gamma (27), photometric error base and final (NaN when not
 computed), crop box (cx, cy, side in frame pixels), frame size (width, height) and face present (1, or 0
-when no face was found and the last parameters are held). Version 1 files (without the last three) still
-read. Each record is
-written and flushed on its own, so a crash or kill loses at most the frame being written; the reader drops a
-truncated last record. A full disk raises a one-line FacetrackError and leaves what was written readable.
+when no face was found and the last parameters are held), and (version 3) a uint32 CRC-32 of the record's
+bytes before it. Each record is written and flushed on its own, so a crash or kill loses at most the frame
+being written; the reader drops a truncated last record. A record whose CRC does not match (a damaged
+file) is skipped and counted, never read as numbers. Versions 1 (without crop box, frame size and face)
+and 2 (without the CRC) still read; their records are checked for plausibility instead (finite time,
+a frame index that does not go backwards, a unit quaternion). A full disk raises a one-line FacetrackError
+and leaves what was written readable.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import struct
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +33,8 @@ from facetrack.render.camera import euler_to_matrix, matrix_to_euler
 from facetrack.vision.crop import CropBox
 
 MAGIC = b"FTREC1\n"
-VERSION = 2
+VERSION = 3
+MAX_INDEX_STEP = 100_000  # files without a CRC: a larger jump of the frame index marks a damaged record
 
 
 def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
@@ -50,6 +55,15 @@ def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
         q[1 + k] = (m[k, i] + m[i, k]) / s
     q = np.asarray(q)
     return q * (1 if q[0] >= 0 else -1) / np.linalg.norm(q)
+
+
+def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
+    """(..., 4) quaternions (w, x, y, z) to (..., 3, 3) rotations."""
+    w, a, b, c = np.moveaxis(np.asarray(q, np.float64), -1, 0)
+    R = np.stack([1 - 2 * (b * b + c * c), 2 * (a * b - c * w), 2 * (a * c + b * w),
+                  2 * (a * b + c * w), 1 - 2 * (a * a + c * c), 2 * (b * c - a * w),
+                  2 * (a * c - b * w), 2 * (b * c + a * w), 1 - 2 * (a * a + b * b)], -1)
+    return R.reshape(*R.shape[:-1], 3, 3)
 
 
 def fields_for(layout: ParamLayout) -> list[tuple[str, int]]:
@@ -97,8 +111,9 @@ class Recorder:
         """One frame; `photometric` holds the levels whose error was computed (the others are NaN); `present`
         False marks a frame without a face whose parameters are the last ones held."""
         values = frame_values(self.layout, x, photometric, box, frame_size, present)
+        record = struct.pack("<dq", timestamp, frame_index) + values.tobytes()
         try:
-            self._write(struct.pack("<dq", timestamp, frame_index) + values.tobytes())
+            self._write(record + struct.pack("<I", zlib.crc32(record)))
         except OSError as e:
             self.file.close()
             raise FacetrackError(f"recording stopped after {self.frames} frames: cannot write {self.path} "
@@ -124,17 +139,21 @@ class Recording:
     timestamp: np.ndarray
     frame_index: np.ndarray
     values: dict[str, np.ndarray]
+    damaged: int = 0  # records skipped: CRC mismatch (version 3) or implausible values (versions 1 and 2)
+    truncated: bool = False  # the last record was cut short (a crash while writing) and dropped
+
+    def problems(self) -> str:
+        """What was skipped, in words ("" when nothing)."""
+        parts = [f"{self.damaged} damaged records skipped"] if self.damaged else []
+        parts += ["a truncated last record dropped"] if self.truncated else []
+        return ", ".join(parts)
 
     def __len__(self) -> int:
         return len(self.timestamp)
 
     def params(self, layout: ParamLayout) -> np.ndarray:
         """(N, D) parameter vectors in `layout` order (rotation back from the quaternion to Euler angles)."""
-        q = self.values["quaternion"].astype(np.float64)
-        w, a, b, c = q.T
-        R = np.stack([1 - 2 * (b * b + c * c), 2 * (a * b - c * w), 2 * (a * c + b * w),
-                      2 * (a * b + c * w), 1 - 2 * (a * a + c * c), 2 * (b * c - a * w),
-                      2 * (a * c - b * w), 2 * (b * c + a * w), 1 - 2 * (a * a + b * b)], 1).reshape(-1, 3, 3)
+        R = quaternion_to_matrix(self.values["quaternion"])
         parts = {"alpha_id": self.values["identity"], "alpha_exp": self.values["expression"],
                  "delta_g": self.values["delta_g"], "delta_r": self.values["delta_r"],
                  "rot": matrix_to_euler(torch.from_numpy(R)).numpy(), "trans": self.values["translation"],
@@ -144,7 +163,8 @@ class Recording:
 
 
 def read_recording(path: Path) -> Recording:
-    """Read a `.ftrec` file; a truncated last record (crash while writing) is dropped."""
+    """Read a `.ftrec` file: damaged records are skipped and counted, a truncated last one is dropped, a
+    damaged header is a one-line FacetrackError."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -155,16 +175,47 @@ def read_recording(path: Path) -> Recording:
     start = len(MAGIC) + 4
     try:
         header = json.loads(data[start : start + n])
-    except ValueError:
-        raise FacetrackError(f"corrupt recording header: {path}") from None
-    fields = [(name, int(size)) for name, size in header["fields"]]
+        version = int(header.get("version", 1))
+        fields = [(str(name), int(size)) for name, size in header["fields"]]
+        if not fields or any(size <= 0 for _, size in fields) or version < 1:
+            raise ValueError("no fields")
+        header["expression_names"] = [str(x) for x in header["expression_names"]]
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        raise FacetrackError(f"damaged recording header: {path} (the frames cannot be located)") from None
     width = sum(s for _, s in fields)
-    rec_dtype = np.dtype([("t", "<f8"), ("i", "<i8"), ("v", "<f4", (width,))])
+    parts = [("t", "<f8"), ("i", "<i8"), ("v", "<f4", (width,))] + ([("crc", "<u4")] if version >= 3 else [])
+    rec_dtype = np.dtype(parts)
     body = data[start + n :]
     count = len(body) // rec_dtype.itemsize
     recs = np.frombuffer(body[: count * rec_dtype.itemsize], rec_dtype)
+    if version >= 3:
+        size = rec_dtype.itemsize - 4
+        raw = np.frombuffer(body[: count * rec_dtype.itemsize], np.uint8).reshape(count, -1)[:, :size]
+        ok = np.array([zlib.crc32(r.tobytes()) for r in raw], np.uint32) == recs["crc"]
+    else:
+        ok = _plausible(recs, fields)
+    recs = recs[ok]
     values, off = {}, 0
     for name, size in fields:
         values[name] = recs["v"][:, off : off + size].copy()
         off += size
-    return Recording(header, recs["t"].copy(), recs["i"].copy(), values)
+    return Recording(header, recs["t"].copy(), recs["i"].copy(), values, damaged=int((~ok).sum()),
+                     truncated=len(body) % rec_dtype.itemsize != 0)
+
+
+def _plausible(recs: np.ndarray, fields: list[tuple[str, int]]) -> np.ndarray:
+    """Records of files without a CRC that could be real: finite, non-negative time and frame index, a unit
+    quaternion, a frame index that does not go backwards."""
+    ok = np.isfinite(recs["t"]) & (recs["t"] >= 0) & (recs["t"] < 1e8) & (recs["i"] >= 0) & (recs["i"] < 1e9)
+    if fields and fields[0] == ("quaternion", 4):
+        q = recs["v"][:, :4].astype(np.float64)
+        ok &= np.abs(np.linalg.norm(np.nan_to_num(q, nan=9.0), axis=1) - 1.0) < 1e-3
+    ok &= np.isfinite(np.where(np.isnan(recs["v"]), 0.0, recs["v"])).all(axis=1)  # NaN allowed, inf not
+    last = None  # frame indices go forward in small steps: a jump back, or far ahead, is damage
+    for k in np.flatnonzero(ok):
+        i = int(recs["i"][k])
+        if last is not None and not last <= i <= last + MAX_INDEX_STEP:
+            ok[k] = False
+        else:
+            last = i
+    return ok

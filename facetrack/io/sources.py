@@ -15,10 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facetrack import paths
 from facetrack.errors import FacetrackError
 from facetrack.vision.crop import CropBox
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own one-line errors say it instead
+paths.quiet_video_decoder()
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 RECORDING_EXT = ".ftrec"
@@ -44,11 +46,13 @@ class Frame:
 
 
 class Source:
-    """Iterable of frames; `fps` (0 when unknown) and `live` describe the stream."""
+    """Iterable of frames; `fps` (0 when unknown) and `live` describe the stream; `problems` says, once the
+    frames have been read, what the stream lost (undecodable frames, skipped files, damaged records)."""
 
     name: str = ""
     fps: float = 0.0
     live: bool = False
+    problems: str = ""
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -64,6 +68,7 @@ class CaptureSource(Source):
             raise FacetrackError(f"cannot open {name}" + (" (no camera?)" if live else
                                                            " (corrupt or unsupported video)"))
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.expected = 0 if live else max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
         ok, self._first = self.cap.read()
         if not ok:
             self.cap.release()
@@ -79,24 +84,54 @@ class CaptureSource(Source):
                 ok, frame = self.cap.read()
                 frame = frame if ok else None
                 i += 1
+            self.problems = self._lost(i)
         finally:
             self.cap.release()
 
+    def _lost(self, read: int) -> str:
+        """A file that stops decoding before the frame count its container gives (one or two frames of slack:
+        containers round) is damaged from there; a camera that stops delivering has gone away."""
+        if self.live:
+            return f"the camera stopped delivering frames after {read}"
+        if self.expected and read < self.expected - 2:
+            return (f"only {read} of {self.expected} frames could be decoded: the video is damaged from frame "
+                    f"{read} on ({self.expected - read} frames lost)")
+        return ""
+
 
 class FolderSource(Source):
-    """Images of a folder in name order, one per 'frame'; unreadable files are skipped."""
+    """Images of a folder in name order, one per 'frame'. Files that are not images or do not decode are
+    skipped with their reason (`skipped`; `problems` counts them)."""
 
     def __init__(self, path: Path) -> None:
         self.name = str(path)
-        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        self.files = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+        self.skipped: list[tuple[Path, str]] = [(p, "not an image file") for p in entries
+                                                if p.is_file() and p.suffix.lower() not in IMAGE_EXTS]
         if not self.files:
             raise FacetrackError(f"no images in folder: {path}")
+        self.problems = skipped_summary(self.skipped)
 
     def __iter__(self) -> Iterator[Frame]:
         for i, f in enumerate(self.files):
             img = cv2.imread(str(f))
-            if img is not None:
+            if img is None:
+                self.skipped.append((f, "empty file" if f.stat().st_size == 0 else "not a readable image"))
+            else:
                 yield Frame(float(i), i, cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+            self.problems = skipped_summary(self.skipped)
+
+
+def skipped_summary(skipped: list[tuple[Path, str]]) -> str:
+    """"skipped 3 files (2 not a readable image, 1 not an image file)" or ""."""
+    if not skipped:
+        return ""
+    from collections import Counter
+
+    reasons = Counter(r for _, r in skipped)
+    return f"skipped {len(skipped)} file{'s' * (len(skipped) > 1)} (" + ", ".join(
+        f"{n} {r}" for r, n in reasons.most_common()) + ")"
 
 
 class RecordingSource(Source):
@@ -107,6 +142,7 @@ class RecordingSource(Source):
 
         self.name = str(path)
         self.rec = read_recording(path)
+        self.problems = self.rec.problems()  # shown by the window: damaged records skipped
         if len(self.rec) == 0:
             raise FacetrackError(f"the recording {path} holds no frames")
         self.xs = self.rec.params(layout)

@@ -13,7 +13,7 @@ can feed everything that speaks 68 points: crop framing, the 68-point NME, the s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,9 @@ EYELIDS = np.array([[159, 145], [158, 153], [160, 144], [386, 374], [385, 380], 
                     [161, 163], [157, 154], [388, 390], [384, 381]])
 INNER_LIPS = np.array([[13, 14], [82, 87], [312, 317], [81, 178], [311, 402], [80, 88], [310, 318]])
 LIP_CORNERS = np.array([61, 291, 78, 308])
+# The 16-point eye openings: synthetic ICT renders have no eyeballs, so these are refined on real frames only.
+EYE_CONTOURS = np.array([33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
+                         263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466])
 
 
 @dataclass
@@ -48,6 +51,9 @@ class Correspondence:
     tri: np.ndarray  # (468, 3) int vertex indices
     bary: np.ndarray  # (468, 3) float32 barycentric weights
     source: str = ""
+    # Rotation from MediaPipe's canonical face frame to the ICT model frame (ICT ~ R @ canonical): reported
+    # head poses use the canonical frame, the convention of MediaPipe and ARKit-style trackers.
+    head_frame: np.ndarray = field(default_factory=lambda: np.eye(3))
 
     def points(self, vertices: np.ndarray) -> np.ndarray:
         """(..., V, 3) vertices -> (..., 468, 3) landmark points."""
@@ -63,19 +69,22 @@ class Correspondence:
     def save(self, path: Path = DATA_FILE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, tri=self.tri.astype(np.int32), bary=self.bary.astype(np.float32),
-                            source=np.asarray(self.source))
+                            source=np.asarray(self.source), head_frame=self.head_frame.astype(np.float64))
 
     @classmethod
     def load(cls, path: Path = DATA_FILE) -> Correspondence:
         try:
             with np.load(path) as z:
                 tri, bary, source = z["tri"].astype(np.int64), z["bary"].astype(np.float32), str(z["source"])
+                frame = z["head_frame"].astype(np.float64) if "head_frame" in z.files else np.eye(3)
         except (OSError, KeyError, ValueError) as e:
             raise FacetrackError(f"cannot read the landmark correspondence {path}: {e} "
                                  "(regenerate it: facetrack model correspond)") from None
         if tri.shape != (N_CANONICAL, 3) or bary.shape != (N_CANONICAL, 3):
             raise FacetrackError(f"the landmark correspondence {path} has shape {tri.shape}, expected (468, 3)")
-        return cls(tri, bary, source)
+        if frame.shape != (3, 3) or not np.allclose(frame @ frame.T, np.eye(3), atol=1e-6):
+            raise FacetrackError(f"the landmark correspondence {path} holds no rotation as its head frame")
+        return cls(tri, bary, source, frame)
 
 
 def read_canonical(path: Path) -> np.ndarray:
@@ -194,7 +203,7 @@ def build(face: FaceModel, canonical: Path) -> Correspondence:
     rms = float(np.sqrt(((np.einsum("ikc,ik->ic", mean[tri], bary) - aligned) ** 2).sum(1).mean()))
     return Correspondence(tri, bary.astype(np.float32),
                           f"canonical_face_model.obj aligned to the ICT mean face (scale {s:.3f}); "
-                          f"RMS distance of the aligned canonical points to their surface points {rms:.2f} cm")
+                          f"RMS distance of the aligned canonical points to their surface points {rms:.2f} cm", R)
 
 
 def lip_sets(face: FaceModel) -> dict[int, np.ndarray]:
@@ -209,9 +218,11 @@ def lip_sets(face: FaceModel) -> dict[int, np.ndarray]:
     return out
 
 
-def refine(face: FaceModel, corr: Correspondence, offsets_cm: np.ndarray, points: np.ndarray) -> Correspondence:
-    """Move the given landmarks' surface points by model-frame offsets (cm, from fitted frames: the median
-    residual carried back into the model frame), each to the closest surface point of its allowed region."""
+def refine(face: FaceModel, corr: Correspondence, offsets_cm: np.ndarray, points: np.ndarray, how: str
+           ) -> Correspondence:
+    """Move the given landmarks' surface points by model-frame offsets (cm: the median residual carried back
+    into the model frame), each to the closest surface point of its allowed region; `how` goes into the
+    file's description."""
     mean = face.mean.astype(np.float64)
     tri, bary = corr.tri.copy(), corr.bary.astype(np.float64).copy()
     allowed = lip_sets(face)
@@ -221,5 +232,5 @@ def refine(face: FaceModel, corr: Correspondence, offsets_cm: np.ndarray, points
         tris = allowed.get(int(p), everywhere)
         t_idx, w = closest_on_surface(target[None], mean, tris)
         tri[p], bary[p] = tris[t_idx[0]], w[0]
-    return Correspondence(tri, bary.astype(np.float32),
-                          corr.source + f"; refined {len(points)} points on fitted frames")
+    return Correspondence(tri, bary.astype(np.float32), corr.source + f"; refined {len(points)} points {how}",
+                          corr.head_frame)

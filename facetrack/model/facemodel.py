@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from facetrack import paths
 from facetrack.errors import FacetrackError
+from facetrack.model.checksums import verify_sidecar, write_sidecar
 
 FORMAT_VERSION = 1
 N_LANDMARKS = 68
@@ -87,6 +89,7 @@ class FaceModel:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        write_sidecar(path)
 
     @classmethod
     def load(cls, path: Path | None = None) -> FaceModel:
@@ -96,12 +99,23 @@ class FaceModel:
             raise FacetrackError(
                 f"face model not found: {path} (run: facetrack model build --ict DIR/ICT-FaceKit/FaceXModel)"
             )
+        rebuild = "rebuild it: facetrack model build --ict DIR/ICT-FaceKit/FaceXModel"
+        verify_sidecar(path, rebuild)
+        if not zipfile.is_zipfile(path):
+            raise FacetrackError(f"damaged face model file: {path} (not an .npz archive: truncated or "
+                                 f"overwritten?); {rebuild}")
         try:
             with np.load(path, allow_pickle=False) as z:
                 version = int(z["format_version"])
                 if version != FORMAT_VERSION:
                     raise FacetrackError(
-                        f"face model {path} has format {version}, expected {FORMAT_VERSION}: rebuild it")
-                return cls(**{fl.name: z[fl.name] for fl in fields(cls)})
-        except (KeyError, ValueError, OSError) as e:
-            raise FacetrackError(f"corrupt face model file: {path} ({e}); rebuild it") from None
+                        f"face model {path} has format {version}, expected {FORMAT_VERSION}: {rebuild}")
+                face = cls(**{fl.name: z[fl.name] for fl in fields(cls)})
+        except FacetrackError:
+            raise
+        except Exception as e:  # noqa: BLE001 - zip, zlib, numpy and the OS raise many kinds for a damaged file
+            raise FacetrackError(f"damaged face model file: {path} ({type(e).__name__}: {str(e)[:100]}); "
+                                 f"{rebuild}") from None
+        if face.mean.ndim != 2 or face.mean.shape[1] != 3 or not np.isfinite(face.mean).all():
+            raise FacetrackError(f"damaged face model file: {path} (vertices unreadable); {rebuild}")
+        return face

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
-from facetrack.net.weights import Weights
+from facetrack.net.weights import Weights, read_checked
 
 
 class TorchBackend:
@@ -44,7 +44,8 @@ class OnnxBackend:
         # Idle pool threads would spin for a while after each frame and take the cores from the landmarker,
         # the reconstruction step and the GUI; a frame's encoder call is short, so let them sleep.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = read_checked(path, lambda p: ort.InferenceSession(str(p), opts,
+                                                                          providers=["CPUExecutionProvider"]))
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0

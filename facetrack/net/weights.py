@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
+from facetrack.model.checksums import verify_in_folder, write_manifest
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.net.encoder import Encoder
@@ -73,21 +74,46 @@ def save_weights(out: Path, encoder: Encoder, model: MultiLevelModel, corrective
     err = export_onnx(encoder, out / "encoder.onnx")
     if err > ONNX_TOLERANCE:
         raise FacetrackError(f"ONNX export differs from torch by {err:.2e} (> {ONNX_TOLERANCE})")
+    write_manifest(out, list(WEIGHT_FILES))
     return err
+
+
+WEIGHT_FILES = ("encoder.pt", "correctives.pt", "reflectance.npz", "encoder.onnx")
+REINSTALL = "reinstall the weights: git checkout weights/, or retrain (README: Train)"
+
+
+def read_checked(path: Path, read, check: bool = True):
+    """`read(path)` after the folder's SHA-256 check; any loader error becomes one line naming the file."""
+    if check:
+        verify_in_folder(path, REINSTALL)
+    try:
+        return read(path)
+    except FacetrackError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch, numpy and zip raise a dozen kinds for a damaged file
+        raise FacetrackError(f"cannot read weights file {path} ({type(e).__name__}: {str(e)[:120]}); "
+                             f"{REINSTALL}") from None
 
 
 def load_reflectance(face: FaceModel, path: Path) -> FaceModel:
     """A copy of the face model whose base reflectance is the learned one in `path`."""
-    try:
-        with np.load(path) as z:
-            mean, basis, sigma = (z[k].astype(np.float32) for k in ("mean", "basis", "sigma"))
-    except (OSError, KeyError, ValueError) as e:
-        raise FacetrackError(f"cannot read reflectance model {path}: {e}") from None
+    def read(p: Path) -> tuple[np.ndarray, ...]:
+        with np.load(p) as z:
+            return tuple(z[k].astype(np.float32) for k in ("mean", "basis", "sigma"))
+
+    mean, basis, sigma = read_checked(path, read)
     if mean.shape != face.refl_mean.shape:
         raise FacetrackError(f"reflectance model {path} has {mean.shape[0]} vertices, the face model "
                              f"{face.n_vertices}")
     return dataclasses.replace(face, refl_mean=mean, refl_basis=basis, refl_sigma=sigma,
                                refl_learned=np.asarray(True))
+
+
+def _encoder_file(enc: dict) -> dict:
+    if not isinstance(enc, dict) or not {"state", "backbone", "layout_size", "n_cg", "n_cr",
+                                         "corrective"} <= set(enc):
+        raise ValueError("not an encoder file")
+    return enc
 
 
 @dataclass
@@ -107,14 +133,20 @@ def load_weights(folder: Path, face: FaceModel | None = None, device: str = "cpu
         if not (folder / name).is_file():
             raise FacetrackError(f"missing weights file: {folder / name} (train and export, see README: Train)")
     face = load_reflectance(face or FaceModel.load(), folder / "reflectance.npz")
-    enc = torch.load(folder / "encoder.pt", map_location=device, weights_only=False)
+    enc = read_checked(folder / "encoder.pt", lambda p: _encoder_file(torch.load(p, map_location=device,
+                                                                                  weights_only=False)))
     model = MultiLevelModel(face, enc["n_cg"], enc["n_cr"], enc["corrective"])
     if model.layout.size != enc["layout_size"]:
         raise FacetrackError(f"{folder / 'encoder.pt'} expects {enc['layout_size']} parameters, the face model "
                              f"gives {model.layout.size}: rebuild the model with the same sizes")
-    corr = torch.load(folder / "correctives.pt", map_location=device, weights_only=False)
-    model.geo_corrective.load_state_dict(corr["geometry"])
-    model.refl_corrective.load_state_dict(corr["reflectance"])
-    encoder = Encoder(model.layout, enc["backbone"])
-    encoder.load_state_dict(enc["state"])
+    corr = read_checked(folder / "correctives.pt", lambda p: torch.load(p, map_location=device, weights_only=False))
+
+    def load_states(_: Path) -> Encoder:
+        model.geo_corrective.load_state_dict(corr["geometry"])
+        model.refl_corrective.load_state_dict(corr["reflectance"])
+        encoder = Encoder(model.layout, enc["backbone"])
+        encoder.load_state_dict(enc["state"])
+        return encoder
+
+    encoder = read_checked(folder / "correctives.pt", load_states, check=False)  # wrong keys or shapes: one line
     return Weights(face, model.to(device).eval(), encoder.to(device).eval(), folder)

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from facetrack.model.correspondence import Correspondence
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
-from facetrack.render.camera import Camera, euler_to_matrix
+from facetrack.render.camera import Camera, euler_to_matrix, matrix_to_euler
 from facetrack.render.formation import view
 from facetrack.render.losses import photometric_residual
 
@@ -58,6 +59,7 @@ class Reconstruction:
     exp_names: list[str]
     landmarks: np.ndarray  # (68, 2) final-level landmark vertices projected into the crop
     levels: dict[str, Level] = field(default_factory=dict)
+    head_frame: np.ndarray = field(default_factory=lambda: np.eye(3))  # see Correspondence.head_frame
 
     @property
     def expressions(self) -> dict[str, float]:
@@ -65,12 +67,19 @@ class Reconstruction:
 
     @property
     def rotation_deg(self) -> np.ndarray:
-        """(pitch, yaw, roll) in degrees."""
-        return np.degrees(self.params["rot"])
+        """The head pose (pitch, yaw, roll) in degrees, in MediaPipe's canonical face frame: what people and
+        avatar tools read as "frontal" (the model's own frame is 2 degrees off it in pitch)."""
+        return np.degrees(matrix_to_euler(torch.from_numpy(self.head_rotation)).numpy())
 
     @property
     def rotation_matrix(self) -> np.ndarray:
+        """Model frame to camera frame: what renders the mesh."""
         return euler_to_matrix(torch.from_numpy(self.params["rot"].astype(np.float64))).numpy()
+
+    @property
+    def head_rotation(self) -> np.ndarray:
+        """Canonical head frame to camera frame: what reports the head pose."""
+        return self.rotation_matrix @ self.head_frame
 
     def photometric(self) -> dict[str, float]:
         """Mean photometric error per level, for the levels where it was computed."""
@@ -80,8 +89,10 @@ class Reconstruction:
 class Reconstructor:
     """Turns parameter vectors into Reconstructions for one model and camera (CPU, no gradients)."""
 
-    def __init__(self, model: MultiLevelModel, camera: Camera | None = None) -> None:
+    def __init__(self, model: MultiLevelModel, camera: Camera | None = None, head_frame: np.ndarray | None = None
+                 ) -> None:
         self.model, self.camera = model, camera or Camera()
+        self.head_frame = Correspondence.load().head_frame if head_frame is None else head_frame
         V, lm = model.n_vertices, model.landmarks
         with torch.no_grad():  # the landmark rows of every basis: 68 vertices instead of 9,409 per frame
             self._lm_mean = model.mean[lm]
@@ -109,7 +120,7 @@ class Reconstructor:
         p = model.params(xt)
         named = {k: v[0].numpy().copy() for k, v in p.items()}
         lm = self.camera.project(self.landmarks_cam(p))[0].numpy()
-        recon = Reconstruction(np.asarray(x, np.float32), named, model.exp_names, lm)
+        recon = Reconstruction(np.asarray(x, np.float32), named, model.exp_names, lm, head_frame=self.head_frame)
         if not needs.levels:
             return recon
         v_b, r_b = model.base(p)

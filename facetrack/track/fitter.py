@@ -61,6 +61,7 @@ class FitConfig:
     primary_shapes: tuple[str, ...] = ("jawOpen", "eyeBlink_L", "eyeBlink_R")
     w_primary_keep: float = 1000.0
     primary_iterations: int = 2
+    photo_rounds: int = 2  # a photo: identity and pose/expressions solved in turn this often
     tolerance: float = 1e-3  # stop when no step entry (rad, cm, weight) exceeds this
 
 
@@ -302,10 +303,18 @@ class DenseFitter:
             target = np.zeros(K)
         R, t, a, done, start2 = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, l2w, target,
                                               cfg.iterations)
+        if not stream:  # a photo: identity from this frame alone, alternating with pose and expressions
+            for _ in range(cfg.photo_rounds):
+                _, uv, Jp = self._points(s, a, R, t)
+                identity = self._solve_identity(*self._identity_evidence(identity, R, Jp, uv, obs))
+                s = self._static(identity, x[sl["delta_g"]])
+                R, t, a, done, _ = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, l2w, target,
+                                                 cfg.iterations)
+            st.identity = identity
         start_rms = start_rms if primary is not None else start2
         c, uv, Jp = self._points(s, a, R, t)
         rms = float(np.sqrt(((uv - obs) ** 2).sum(1).mean()))
-        if not calibrating:  # keyframes (and photos) add identity evidence at the fitted state
+        if stream and not calibrating:  # keyframes add identity evidence at the fitted state
             self._accumulate_identity(identity, R, Jp, uv, obs, False)
         st.previous = {"rot": matrix_euler(R), "trans": t.copy(), "exp": a.copy()}
         st.frames += 1
@@ -342,18 +351,27 @@ class DenseFitter:
             st.bias[EYELIDS.ravel()] = 0.0
             st.offsets = []
 
+    def _identity_evidence(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
+                           obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normal equations (A, b) for the identity weights from one frame's weighted 2D residuals at its
+        fitted state (MediaPipe's relative depth was tried as identity evidence too: no change on videos,
+        synthetic faces or photos)."""
+        sw = np.sqrt(self.weights)
+        J = (np.matmul(Jp @ R, self.id_n3k) * sw[:, None, None]).reshape(-1, len(identity))
+        r = ((obs - uv) * sw[:, None]).reshape(-1)
+        return J.T @ J, J.T @ (r + J @ identity)
+
+    def _solve_identity(self, A: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.linalg.solve(A + self.cfg.id_prior * np.diag(1.0 / self.id_sigma**2), b)
+
     def _accumulate_identity(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
                              obs: np.ndarray, calibrating: bool) -> None:
+        """Streams: calibration frames and then every keyframe (weighted less) add to one identity solve."""
         cfg, st = self.cfg, self.state
         if not calibrating and st.frames % cfg.keyframe_every:
             return
         weight = 1.0 if calibrating else cfg.keyframe_weight
-        J = np.matmul(Jp @ R, self.id_n3k) * np.sqrt(self.weights)[:, None, None]  # (N, 2, Kid)
-        J = J.reshape(-1, J.shape[-1])
-        r = ((obs - uv) * np.sqrt(self.weights)[:, None]).reshape(-1)
-        A = weight * J.T @ J
-        b = weight * J.T @ (r + J @ identity)
-        st.A = A if st.A is None else st.A + A
-        st.b = b if st.b is None else st.b + b
-        prior = cfg.id_prior * np.diag(1.0 / self.id_sigma**2)
-        st.identity = np.linalg.solve(st.A + prior, st.b)
+        A, b = self._identity_evidence(identity, R, Jp, uv, obs)
+        st.A = weight * A if st.A is None else st.A + weight * A
+        st.b = weight * b if st.b is None else st.b + weight * b
+        st.identity = self._solve_identity(st.A, st.b)

@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
 from facetrack.errors import FacetrackError
 from facetrack.io.recording import Recorder
 from facetrack.io.sources import Frame, Source
+from facetrack.io.streaming import Streamer, StreamFrame
 from facetrack.render.reconstruction import LEVELS, NOTHING, Needs
 from facetrack.track.tracker import Found, FrameResult, Tracker
 from facetrack.vision.crop import CropBox
@@ -122,14 +124,22 @@ def record(rec: Recorder, frame: Frame, r: FrameResult) -> None:
               r.present)
 
 
+def stream(streamer: Streamer, frame: Frame, r: FrameResult) -> None:
+    """Queue a result for the streamer's thread (held results go out flagged as not present)."""
+    p = r.recon.params
+    streamer.send(StreamFrame(frame.timestamp, r.present, p["alpha_exp"].astype(np.float32), r.recon.head_rotation,
+                              r.recon.rotation_deg, p["trans"].astype(np.float64)))
+
+
 def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max_frames: int | None = None,
-                 quiet: bool = False) -> dict:
+                 quiet: bool = False, streamer: Streamer | None = None) -> dict:
     """Process a source as fast as possible; print progress and FPS; return the figures."""
     rec = pipeline.recorder(record_to, source) if record_to else None
     needs = RECORDING_NEEDS if rec else NOTHING
     n = found = 0
     stage: dict[str, float] = {}
     t0 = time.perf_counter()
+    interrupted = False
     try:
         for frame, ahead in frames_ahead(pipeline, source):
             r = pipeline(frame, needs, ahead)
@@ -140,18 +150,35 @@ def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max
                     stage[k] = stage.get(k, 0.0) + v
             if rec and r is not None:
                 record(rec, frame, r)
+            if streamer is not None and r is not None:
+                stream(streamer, frame, r)
             if max_frames and n >= max_frames:
                 break
+    except KeyboardInterrupt:  # Ctrl+C, or SIGTERM (the CLI turns it into this): end cleanly, say what was done
+        interrupted = True
     finally:
         if rec:
             rec.close()
+        if streamer is not None:
+            streamer.close()
     wall = time.perf_counter() - t0
     if n == 0:
         raise FacetrackError(f"no frames processed from {source.name}")
-    figures = {"frames": n, "faces": found, "fps": n / wall, "wall_s": wall,
+    figures = {"frames": n, "faces": found, "fps": n / wall, "wall_s": wall, "interrupted": interrupted,
                "ms_per_frame": {k: v / max(found, 1) for k, v in stage.items()},
                "backend": pipeline.tracker.backend.name}
+    figures["problems"] = source.problems
+    if streamer is not None:
+        figures["stream"] = {"bundles": streamer.bundles, "messages": streamer.messages, "errors": streamer.errors,
+                             "dropped": streamer.dropped}
     if not quiet:
+        if streamer is not None:
+            print(f"streamed {streamer.bundles} frames ({streamer.messages} messages) to {streamer.target}"
+                  + (f", {streamer.errors} send errors" if streamer.errors else ""))
+        if source.problems:
+            print(f"{source.name}: {source.problems}")
+        if interrupted:
+            print("interrupted: stopped cleanly" + (f", {rec.frames} frames recorded to {rec.path}" if rec else ""))
         print(f"{n} frames, {found} with a face, {figures['fps']:.1f} FPS ({pipeline.tracker.front_end}, "
               f"{figures['backend']}); ms per frame: "
               + ", ".join(f"{k} {v:.1f}" for k, v in figures["ms_per_frame"].items()))

@@ -1,0 +1,185 @@
+"""Live coefficient streams over OSC/UDP: the VMC protocol for VTuber apps, or a plain OSC layout.
+
+One bundle per tracked frame, sent from a thread of its own: `Streamer.send` only queues a few arrays, so
+tracking never waits on the network. A receiver that is absent or goes away costs nothing (UDP) and its
+error is counted and reported once.
+
+VMC (`--vmc HOST:PORT`; VSeeFace, VNyan, Warudo receive on 39539 by default), per frame:
+    /VMC/Ext/OK            1 (face tracked) or 0 (face lost: the last values are held)
+    /VMC/Ext/T             time in seconds since the stream started
+    /VMC/Ext/Blend/Val     name, value: the 52 ARKit shapes (facetrack.io.arkit), names in UpperCamelCase
+                           as Perfect Sync avatars spell them (EyeBlinkLeft, JawOpen, ...)
+    /VMC/Ext/Blend/Apply
+    /VMC/Ext/Bone/Pos      "Head", position x y z (m), rotation x y z w: Unity's left-handed axes (x right,
+                           y up, z forward out of the face); position relative to the first tracked frame
+OSC (`--osc HOST:PORT`), per frame:
+    /facetrack/time f, /facetrack/face i, /facetrack/head/rotation f f f (pitch, yaw, roll in degrees),
+    /facetrack/head/quaternion f f f f (w x y z, head frame to camera), /facetrack/head/position f f f (cm,
+    camera frame), /facetrack/blend/<ICT name> f for all 53 expressions.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.udp_client import UDPClient
+
+from facetrack.errors import FacetrackError
+from facetrack.io.arkit import ARKIT_NAMES, arkit_matrix, upper_camel
+from facetrack.io.recording import matrix_to_quaternion
+
+VMC_PORT = 39539
+PROTOCOLS = ("vmc", "osc")
+MIRROR_X = np.diag([-1.0, 1.0, 1.0])  # the person's left (camera +x) is the avatar's left (Unity -x)
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    protocol: str  # "vmc" or "osc"
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, protocol: str, text: str) -> StreamTarget:
+        """`HOST:PORT`, `:PORT` or `HOST` (the VMC port by default); a one-line error otherwise."""
+        if protocol not in PROTOCOLS:
+            raise FacetrackError(f"unknown stream protocol {protocol!r} (use one of {', '.join(PROTOCOLS)})")
+        host, _, port = text.rpartition(":") if ":" in text else (text, "", str(VMC_PORT))
+        try:
+            number = int(port)
+        except ValueError:
+            number = -1
+        if not 0 < number < 65536:
+            raise FacetrackError(f"--{protocol} {text}: the port must be a number from 1 to 65535")
+        return cls(protocol, host or "127.0.0.1", number)
+
+    def __str__(self) -> str:
+        return f"{self.protocol.upper()} -> {self.host}:{self.port}"
+
+
+@dataclass
+class StreamFrame:
+    """What one bundle carries, in plain arrays (the thread builds the OSC messages)."""
+
+    timestamp: float
+    present: bool
+    expressions: np.ndarray  # (53,) ICT order
+    head_rotation: np.ndarray  # (3, 3) canonical head frame -> camera frame
+    rotation_deg: np.ndarray  # (3,) pitch, yaw, roll
+    translation_cm: np.ndarray  # (3,) camera frame
+
+
+def _message(address: str, *args) -> object:
+    m = OscMessageBuilder(address=address)
+    for a in args:
+        m.add_arg(a, "f" if isinstance(a, float) else None)
+    return m.build()
+
+
+class Streamer:
+    """Sends one OSC bundle per frame to a target from its own thread."""
+
+    def __init__(self, target: StreamTarget, exp_names: list[str], max_queue: int = 64) -> None:
+        self.target, self.exp_names = target, list(exp_names)
+        self._to_arkit = arkit_matrix(exp_names)
+        self._vmc_names = [upper_camel(n) for n in ARKIT_NAMES]
+        try:
+            self._client = UDPClient(target.host, target.port)
+        except OSError as e:  # an unknown host name
+            raise FacetrackError(f"cannot stream to {target.host}:{target.port}: {e.strerror or e}") from None
+        self._queue: queue.Queue[StreamFrame | None] = queue.Queue(max_queue)
+        self._origin: np.ndarray | None = None
+        self._t0: float | None = None
+        self.bundles = self.messages = self.errors = self.dropped = 0
+        self.last_error: str | None = None
+        self._sent_at: deque[float] = deque(maxlen=120)
+        self._thread = threading.Thread(target=self._run, name="facetrack-stream", daemon=True)
+        self._thread.start()
+
+    # -- the tracking side ---------------------------------------------------------------------------
+    def send(self, frame: StreamFrame) -> None:
+        """Queue a frame; never blocks (a full queue drops the frame and counts it)."""
+        try:
+            self._queue.put_nowait(frame)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Send what is queued, then stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def rate(self) -> float:
+        """Bundles per second over the last ones sent."""
+        t = list(self._sent_at)
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def status(self) -> str:
+        s = f"{self.target} · {self.rate():.0f} msg/s"
+        if self.errors:
+            s += f" · {self.errors} send errors ({self.last_error})"
+        return s
+
+    # -- the thread ------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            bundle, n = self._bundle(frame)
+            try:
+                self._client.send(bundle)
+            except OSError as e:  # no receiver (ICMP refused), no route, a full buffer: count, report once
+                self.errors += 1
+                if self.last_error is None:
+                    print(f"facetrack: streaming to {self.target.host}:{self.target.port} failed: "
+                          f"{e.strerror or e} (tracking goes on; the window shows the error count)")
+                self.last_error = e.strerror or str(e)
+                continue
+            self.bundles += 1
+            self.messages += n
+            self._sent_at.append(time.perf_counter())
+
+    def _bundle(self, f: StreamFrame) -> tuple[object, int]:
+        if self._t0 is None:
+            self._t0 = f.timestamp
+        b = OscBundleBuilder(IMMEDIATELY)
+        if self.target.protocol == "vmc":
+            msgs = self._vmc(f)
+        else:
+            msgs = self._osc(f)
+        for m in msgs:
+            b.add_content(m)
+        return b.build(), len(msgs)
+
+    def _vmc(self, f: StreamFrame) -> list:
+        if self._origin is None and f.present:
+            self._origin = f.translation_cm.copy()
+        origin = self._origin if self._origin is not None else f.translation_cm
+        values = np.clip(f.expressions @ self._to_arkit, 0.0, 1.0)
+        R = MIRROR_X @ f.head_rotation @ MIRROR_X
+        w, x, y, z = matrix_to_quaternion(R)
+        px, py, pz = (MIRROR_X @ (f.translation_cm - origin)) / 100.0
+        msgs = [_message("/VMC/Ext/OK", int(f.present)), _message("/VMC/Ext/T", float(f.timestamp - self._t0))]
+        msgs += [_message("/VMC/Ext/Blend/Val", name, float(v)) for name, v in zip(self._vmc_names, values,
+                                                                                    strict=True)]
+        msgs.append(_message("/VMC/Ext/Blend/Apply"))
+        msgs.append(_message("/VMC/Ext/Bone/Pos", "Head", float(px), float(py), float(pz), float(x), float(y),
+                             float(z), float(w)))
+        return msgs
+
+    def _osc(self, f: StreamFrame) -> list:
+        q = matrix_to_quaternion(f.head_rotation)
+        msgs = [_message("/facetrack/time", float(f.timestamp - self._t0)),
+                _message("/facetrack/face", int(f.present)),
+                _message("/facetrack/head/rotation", *map(float, f.rotation_deg)),
+                _message("/facetrack/head/quaternion", *map(float, q)),
+                _message("/facetrack/head/position", *map(float, f.translation_cm))]
+        msgs += [_message(f"/facetrack/blend/{n}", float(v)) for n, v in zip(self.exp_names, f.expressions,
+                                                                             strict=True)]
+        return msgs
