@@ -87,7 +87,7 @@ def _tracker(args: argparse.Namespace, weights: Path | None = None):
     face = FaceModel.load(Path(args.model) if args.model else None)
     return Tracker(load_weights(weights or paths.weights_dir(args.weights), face), backend=args.backend,
                    landmarker=paths.landmarker_model(args.landmarker), fit=not args.no_fit,
-                   smooth=not args.no_smooth)
+                   smooth=not args.no_smooth, face_rank=args.face)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -299,6 +299,16 @@ def _bench(args: argparse.Namespace) -> None:
     print(f"wrote {out} and {out.with_suffix('.md')}")
 
 
+def _soak(args: argparse.Namespace) -> None:
+    from facetrack.evaluation.soak import soak
+    from facetrack.track.pipeline import Pipeline
+
+    video = Path(args.video)
+    if not video.is_file():
+        raise FacetrackError(f"video not found: {video}")
+    soak(Pipeline(_tracker(args)), video, args.minutes, args.every, Path(args.out) if args.out else None)
+
+
 def _add_tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights folder (default: $FACETRACK_WEIGHTS or weights/)")
     p.add_argument("--model", help="face model file (default: the user cache)")
@@ -311,6 +321,8 @@ def _add_front_end_args(p: argparse.ArgumentParser) -> None:
                    "it dlib's 68 landmarks and the encoder alone run)")
     p.add_argument("--no-fit", action="store_true", help="encoder only: no per-frame fit to the dense landmarks")
     p.add_argument("--no-smooth", action="store_true", help="no One-Euro filtering of pose and expressions")
+    p.add_argument("--face", type=positive_int, default=1, metavar="N",
+                   help="with several faces, track the N-th largest (default 1: the largest)")
 
 
 def _number(kind: type, low: float, what: str):
@@ -429,6 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="bench.json", help="JSON file (a Markdown table is written beside it)")
     _add_tracking_args(bench)
     bench.set_defaults(func=_bench)
+
+    so = sub.add_parser("soak", help="track a video in a loop for a long time, printing memory and FPS")
+    so.add_argument("video")
+    so.add_argument("--minutes", type=positive_float, default=30.0)
+    so.add_argument("--every", type=positive_float, default=60.0, help="seconds between lines")
+    so.add_argument("--out", help="JSON file for the samples")
+    _add_tracking_args(so)
+    so.set_defaults(func=_soak)
 
     exp = sub.add_parser("export", help="convert a recording")
     exp.add_argument("file")

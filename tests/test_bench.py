@@ -36,7 +36,7 @@ def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir:
     assert len(end) == 1 and "8 frames" in end[0]["part"] and set(end[0]["stages_ms"]) == {
         "detect_landmarks", "encoder", "fit", "model"}
     streaming = [r for r in doc["rows"] if r["part"].startswith("end to end with VMC streaming")]
-    assert len(streaming) == 1 and streaming[0]["bundles_sent"] == 2 * 8 and streaming[0]["ratio_to_streaming_off"] > 0
+    assert len(streaming) == 1 and streaming[0]["bundles_sent"] == 3 * 8 and streaming[0]["ratio_to_streaming_off"] > 0
     window = [r for r in doc["rows"] if r["part"].startswith("window pipeline")]
     assert len(window) == 1 and window[0]["latency_ms"]["median"] > 0
     assert {"packet", "upload", "model"} <= set(window[0]["stages_ms"])

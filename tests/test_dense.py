@@ -77,6 +77,8 @@ def test_mediapipe_on_a_shared_video(shared_dir: Path, landmarker: Path) -> None
     video = open_source(str(shared_dir / "videos" / "liveportrait_d0.mp4"))
     frames = [f for _, f in zip(range(3), video, strict=False)]
     faces = [lm(f.rgb, f.timestamp) for f in frames]
+    assert all(len(f) == 1 for f in faces)  # one person in the clip
+    faces = [f[0] for f in faces]
     lm.close()
     assert all(d is not None for d in faces)
     d = faces[-1]
@@ -180,3 +182,56 @@ def test_a_neutral_face_reads_near_zero_expressions(weights: Path, model_file: P
     raster.release()
     e = np.array(late)
     assert len(e) >= 8 and e.mean() < 0.1 and e.mean(0).max() < 0.25  # without the calibration: eyeBlink 0.3
+
+
+def _frames_of(video: Path, n: int) -> list[np.ndarray]:
+    from facetrack.io.sources import open_source
+
+    return [f.rgb for f, _ in zip(open_source(str(video)), range(n), strict=False)]
+
+
+def _canvas(big: np.ndarray | None, small: np.ndarray, small_scale: float = 0.45, grey: int = 90) -> np.ndarray:
+    """A 960x540 frame: `big` (a face video frame) in the middle, `small` shrunk into the right edge."""
+    import cv2
+
+    out = np.full((540, 960, 3), grey, np.uint8)
+    if big is not None:
+        b = cv2.resize(big, (480, 480))
+        out[30:510, 240:720] = b
+    s = cv2.resize(small, (int(512 * small_scale), int(512 * small_scale)))
+    out[40 : 40 + s.shape[0], 960 - s.shape[1] - 10 : 950] = s
+    return out
+
+
+def test_several_faces_policy(weights: Path, model_file: Path, shared_dir: Path, landmarker: Path) -> None:
+    """Two people: the largest is tracked and the other counted; --face 2 takes the smaller; after a scene cut
+    from a small face at the edge to a large face in the middle, the track moves to the large face at once;
+    without a cut (a large face comes into the shot), within the one-second re-check."""
+    from facetrack.net.weights import load_weights
+    from facetrack.track.tracker import Tracker
+
+    w = load_weights(weights, FaceModel.load(model_file))
+    big = _frames_of(shared_dir / "videos" / "liveportrait_d0.mp4", 40)
+    small = _frames_of(shared_dir / "videos" / "liveportrait_d3.mp4", 40)
+    for rank, side in ((1, "middle"), (2, "edge")):
+        tracker = Tracker(w, landmarker=landmarker, face_rank=rank)
+        centers, others = [], []
+        for k in range(8):
+            r = tracker(_canvas(big[k], small[k]), timestamp=k / 25)
+            assert r is not None
+            centers.append(r.box.cx)
+            others.append(r.dense.other_faces)
+        assert all(o == 1 for o in others)
+        assert all((c < 720) if side == "middle" else (c > 720) for c in centers)
+    # a shot of the small face alone, then a cut (another background) to a large face with the small one
+    tracker = Tracker(w, landmarker=landmarker)
+    xs = []
+    for k in range(16):
+        frame = _canvas(None, small[k], grey=30) if k < 8 else _canvas(big[k], small[k], grey=200)
+        xs.append(tracker(frame, timestamp=k / 25).box.cx)
+    assert all(x > 720 for x in xs[:8]) and all(x < 720 for x in xs[8:]) and tracker.picker.cuts == 1
+    # the same shot: a large face comes in; the re-check once a second moves the track to it
+    tracker = Tracker(w, landmarker=landmarker)
+    xs = [tracker(_canvas(None if k < 5 else big[k], small[k]), timestamp=k / 25).box.cx for k in range(34)]
+    assert all(x > 720 for x in xs[:5]) and all(x < 720 for x in xs[-5:])
+    assert tracker.picker.switches == 1 and tracker.picker.cuts == 0

@@ -228,3 +228,37 @@ def test_export_says_what_to_write(recording: Path, capsys) -> None:
 
     assert main(["export", str(recording)]) == 2
     assert "--livelink-csv" in capsys.readouterr().err
+
+
+def test_prebuilt_bundles_parse_back_exactly(face) -> None:
+    """The bundles (python-osc encodes each message's fixed part once, the numbers are filled in per frame)
+    read back with python-osc's own parser as the values sent."""
+    from pythonosc.osc_bundle import OscBundle
+
+    from facetrack.io.streaming import Streamer, StreamFrame
+
+    names = [str(n) for n in face.exp_names]
+    rng = np.random.default_rng(0)
+    exp = rng.uniform(0, 1, 53).astype(np.float32)
+    c, s = np.cos(0.3), np.sin(0.3)
+    R = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])  # turned to the person's left
+    frame = StreamFrame(2.5, True, exp, R, np.array([1.0, 17.2, -3.0]), np.array([1.0, 2.0, -110.0]))
+    for protocol in ("vmc", "osc"):
+        st = Streamer(StreamTarget(protocol, "127.0.0.1", 9), names)
+        st._t0 = 2.0
+        msgs = [m for m in OscBundle(st._bundle(frame)[0].dgram)]
+        st.close()
+        got = {}
+        for m in msgs:
+            got.setdefault(m.address, []).append(m.params)
+        if protocol == "vmc":
+            values = dict(p for p in got["/VMC/Ext/Blend/Val"])
+            assert values["JawOpen"] == pytest.approx(to_arkit(names, exp)[ARKIT_NAMES.index("jawOpen")])
+            assert got["/VMC/Ext/OK"] == [[1]] and got["/VMC/Ext/T"][0][0] == pytest.approx(0.5)
+            head = got["/VMC/Ext/Bone/Pos"][0]
+            assert head[0] == "Head" and head[5] == pytest.approx(-np.sin(0.15), abs=1e-6)  # Unity: y negated
+            assert head[7] == pytest.approx(np.cos(0.15), abs=1e-6)
+        else:
+            assert got["/facetrack/blend/jawOpen"][0][0] == pytest.approx(exp[names.index("jawOpen")])
+            assert got["/facetrack/head/rotation"][0] == pytest.approx([1.0, 17.2, -3.0], abs=1e-5)
+            assert got["/facetrack/face"] == [[1]] and len(msgs) == 5 + 53

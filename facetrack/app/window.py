@@ -187,6 +187,8 @@ class MainWindow(QMainWindow):
         r = pk.result
         face = "face" if r is not None and r.present else (
             "no face" if r is None or r.lost_frames > HOLD_FRAMES else "face lost: holding the last pose")
+        if r is not None and r.present and r.dense is not None and r.dense.other_faces:
+            face += f" (+{r.dense.other_faces} other face{'s' * (r.dense.other_faces > 1)}, --face N picks another)"
         face += f" · {self.pipeline.tracker.front_end}"
         rec = f" · recording {self.inference.recorder.frames} frames" if self.inference and self.inference.recorder \
             else ""

@@ -34,7 +34,7 @@ from facetrack.vision.crop import CropBox
 
 MAGIC = b"FTREC1\n"
 VERSION = 3
-MAX_INDEX_STEP = 100_000  # files without a CRC: a larger jump of the frame index marks a damaged record
+MAX_INDEX_STEP = 100_000  # a larger jump of the frame index between records marks a damaged one
 
 
 def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
@@ -190,10 +190,12 @@ def read_recording(path: Path) -> Recording:
     recs = np.frombuffer(body[: count * rec_dtype.itemsize], rec_dtype)
     if version >= 3:
         size = rec_dtype.itemsize - 4
-        raw = np.frombuffer(body[: count * rec_dtype.itemsize], np.uint8).reshape(count, -1)[:, :size]
+        raw = np.frombuffer(body[: count * rec_dtype.itemsize], np.uint8).reshape(count, rec_dtype.itemsize)
+        raw = raw[:, :size]
         ok = np.array([zlib.crc32(r.tobytes()) for r in raw], np.uint32) == recs["crc"]
     else:
         ok = _plausible(recs, fields)
+    ok &= _in_order(recs["i"], ok)
     recs = recs[ok]
     values, off = {}, 0
     for name, size in fields:
@@ -205,17 +207,21 @@ def read_recording(path: Path) -> Recording:
 
 def _plausible(recs: np.ndarray, fields: list[tuple[str, int]]) -> np.ndarray:
     """Records of files without a CRC that could be real: finite, non-negative time and frame index, a unit
-    quaternion, a frame index that does not go backwards."""
+    quaternion, no infinite value."""
     ok = np.isfinite(recs["t"]) & (recs["t"] >= 0) & (recs["t"] < 1e8) & (recs["i"] >= 0) & (recs["i"] < 1e9)
     if fields and fields[0] == ("quaternion", 4):
         q = recs["v"][:, :4].astype(np.float64)
         ok &= np.abs(np.linalg.norm(np.nan_to_num(q, nan=9.0), axis=1) - 1.0) < 1e-3
     ok &= np.isfinite(np.where(np.isnan(recs["v"]), 0.0, recs["v"])).all(axis=1)  # NaN allowed, inf not
-    last = None  # frame indices go forward in small steps: a jump back, or far ahead, is damage
-    for k in np.flatnonzero(ok):
-        i = int(recs["i"][k])
-        if last is not None and not last <= i <= last + MAX_INDEX_STEP:
-            ok[k] = False
-        else:
-            last = i
     return ok
+
+
+def _in_order(index: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Frame indices go forward in bounded steps: a repeated, earlier or far-off index among good records is a
+    spliced or damaged one."""
+    keep, last = np.zeros(len(index), bool), None
+    for k in np.flatnonzero(ok):
+        i = int(index[k])
+        if last is None or last < i <= last + MAX_INDEX_STEP:
+            keep[k], last = True, i
+    return keep

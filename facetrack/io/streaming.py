@@ -21,6 +21,7 @@ OSC (`--osc HOST:PORT`), per frame:
 from __future__ import annotations
 
 import queue
+import struct
 import threading
 import time
 from collections import deque
@@ -76,11 +77,32 @@ class StreamFrame:
     translation_cm: np.ndarray  # (3,) camera frame
 
 
-def _message(address: str, *args) -> object:
-    m = OscMessageBuilder(address=address)
-    for a in args:
-        m.add_arg(a, "f" if isinstance(a, float) else None)
-    return m.build()
+class _Message:
+    """One OSC message whose fixed part (address, type tags, string arguments) python-osc encodes once; per
+    frame only the numeric arguments at its end (int32 or float32, big-endian) are filled in. A bundle is
+    then a join of bytes, not 56 builder calls: streaming must not slow tracking down."""
+
+    def __init__(self, address: str, fixed: tuple = (), kinds: str = "") -> None:
+        m = OscMessageBuilder(address=address)
+        for a in fixed:
+            m.add_arg(a, "s")
+        for k in kinds:
+            m.add_arg(0 if k == "i" else 0.0, k)
+        dgram = m.build().dgram
+        self.head = struct.pack(">i", len(dgram)) + dgram[: len(dgram) - 4 * len(kinds)]
+        self.format = ">" + kinds
+
+    def encode(self, *values) -> bytes:
+        return self.head + struct.pack(self.format, *values)
+
+
+class _Bundle:
+    """An OSC bundle (time tag: immediately) of pre-encoded elements, sent as it is by python-osc's client."""
+
+    HEADER = OscBundleBuilder(IMMEDIATELY).build().dgram
+
+    def __init__(self, elements: list[bytes]) -> None:
+        self.dgram = self.HEADER + b"".join(elements)
 
 
 class Streamer:
@@ -89,7 +111,16 @@ class Streamer:
     def __init__(self, target: StreamTarget, exp_names: list[str], max_queue: int = 64) -> None:
         self.target, self.exp_names = target, list(exp_names)
         self._to_arkit = arkit_matrix(exp_names)
-        self._vmc_names = [upper_camel(n) for n in ARKIT_NAMES]
+        if target.protocol == "vmc":
+            self._head = [_Message("/VMC/Ext/OK", kinds="i"), _Message("/VMC/Ext/T", kinds="f")]
+            self._blends = [_Message("/VMC/Ext/Blend/Val", (upper_camel(n),), "f").head for n in ARKIT_NAMES]
+            self._tail = [_Message("/VMC/Ext/Blend/Apply"), _Message("/VMC/Ext/Bone/Pos", ("Head",), "fffffff")]
+        else:
+            self._head = [_Message("/facetrack/time", kinds="f"), _Message("/facetrack/face", kinds="i"),
+                          _Message("/facetrack/head/rotation", kinds="fff"),
+                          _Message("/facetrack/head/quaternion", kinds="ffff"),
+                          _Message("/facetrack/head/position", kinds="fff")]
+            self._blends = [_Message(f"/facetrack/blend/{n}", kinds="f").head for n in self.exp_names]
         try:
             self._client = UDPClient(target.host, target.port)
         except OSError as e:  # an unknown host name
@@ -145,41 +176,31 @@ class Streamer:
             self.messages += n
             self._sent_at.append(time.perf_counter())
 
-    def _bundle(self, f: StreamFrame) -> tuple[object, int]:
+    def _bundle(self, f: StreamFrame) -> tuple[_Bundle, int]:
         if self._t0 is None:
             self._t0 = f.timestamp
-        b = OscBundleBuilder(IMMEDIATELY)
-        if self.target.protocol == "vmc":
-            msgs = self._vmc(f)
-        else:
-            msgs = self._osc(f)
-        for m in msgs:
-            b.add_content(m)
-        return b.build(), len(msgs)
+        elements = self._vmc(f) if self.target.protocol == "vmc" else self._osc(f)
+        return _Bundle(elements), len(elements)
 
-    def _vmc(self, f: StreamFrame) -> list:
+    def _blend_elements(self, values: np.ndarray) -> list[bytes]:
+        tails = np.asarray(values, ">f4").tobytes()
+        return [h + tails[4 * k : 4 * k + 4] for k, h in enumerate(self._blends)]
+
+    def _vmc(self, f: StreamFrame) -> list[bytes]:
         if self._origin is None and f.present:
             self._origin = f.translation_cm.copy()
         origin = self._origin if self._origin is not None else f.translation_cm
-        values = np.clip(f.expressions @ self._to_arkit, 0.0, 1.0)
         R = MIRROR_X @ f.head_rotation @ MIRROR_X
         w, x, y, z = matrix_to_quaternion(R)
         px, py, pz = (MIRROR_X @ (f.translation_cm - origin)) / 100.0
-        msgs = [_message("/VMC/Ext/OK", int(f.present)), _message("/VMC/Ext/T", float(f.timestamp - self._t0))]
-        msgs += [_message("/VMC/Ext/Blend/Val", name, float(v)) for name, v in zip(self._vmc_names, values,
-                                                                                    strict=True)]
-        msgs.append(_message("/VMC/Ext/Blend/Apply"))
-        msgs.append(_message("/VMC/Ext/Bone/Pos", "Head", float(px), float(py), float(pz), float(x), float(y),
-                             float(z), float(w)))
-        return msgs
+        ok, t = self._head
+        apply, bone = self._tail
+        return [ok.encode(int(f.present)), t.encode(f.timestamp - self._t0),
+                *self._blend_elements(np.clip(f.expressions @ self._to_arkit, 0.0, 1.0)),
+                apply.encode(), bone.encode(px, py, pz, x, y, z, w)]
 
-    def _osc(self, f: StreamFrame) -> list:
-        q = matrix_to_quaternion(f.head_rotation)
-        msgs = [_message("/facetrack/time", float(f.timestamp - self._t0)),
-                _message("/facetrack/face", int(f.present)),
-                _message("/facetrack/head/rotation", *map(float, f.rotation_deg)),
-                _message("/facetrack/head/quaternion", *map(float, q)),
-                _message("/facetrack/head/position", *map(float, f.translation_cm))]
-        msgs += [_message(f"/facetrack/blend/{n}", float(v)) for n, v in zip(self.exp_names, f.expressions,
-                                                                             strict=True)]
-        return msgs
+    def _osc(self, f: StreamFrame) -> list[bytes]:
+        t, face, rot, quat, pos = self._head
+        return [t.encode(f.timestamp - self._t0), face.encode(int(f.present)), rot.encode(*f.rotation_deg),
+                quat.encode(*matrix_to_quaternion(f.head_rotation)), pos.encode(*f.translation_cm),
+                *self._blend_elements(f.expressions)]

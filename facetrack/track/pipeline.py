@@ -131,12 +131,20 @@ def stream(streamer: Streamer, frame: Frame, r: FrameResult) -> None:
                               r.recon.rotation_deg, p["trans"].astype(np.float64)))
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _ordinal(n: int) -> str:
+    return {1: "", 2: "second ", 3: "third "}.get(n, f"{n}th ")
+
+
 def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max_frames: int | None = None,
                  quiet: bool = False, streamer: Streamer | None = None) -> dict:
     """Process a source as fast as possible; print progress and FPS; return the figures."""
     rec = pipeline.recorder(record_to, source) if record_to else None
     needs = RECORDING_NEEDS if rec else NOTHING
-    n = found = 0
+    n = found = crowded = 0
     stage: dict[str, float] = {}
     t0 = time.perf_counter()
     interrupted = False
@@ -146,6 +154,7 @@ def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max
             n += 1
             if r is not None and r.present:
                 found += 1
+                crowded += bool(r.dense is not None and r.dense.other_faces)
                 for k, v in r.ms.items():
                     stage[k] = stage.get(k, 0.0) + v
             if rec and r is not None:
@@ -168,6 +177,9 @@ def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max
                "ms_per_frame": {k: v / max(found, 1) for k, v in stage.items()},
                "backend": pipeline.tracker.backend.name}
     figures["problems"] = source.problems
+    picker = pipeline.tracker.picker
+    figures["faces_policy"] = {"frames_with_other_faces": crowded, "switches": picker.switches,
+                               "scene_cuts": picker.cuts}
     if streamer is not None:
         figures["stream"] = {"bundles": streamer.bundles, "messages": streamer.messages, "errors": streamer.errors,
                              "dropped": streamer.dropped}
@@ -177,6 +189,10 @@ def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max
                   + (f", {streamer.errors} send errors" if streamer.errors else ""))
         if source.problems:
             print(f"{source.name}: {source.problems}")
+        if crowded:
+            print(f"other faces in {crowded} frames: tracking the {_ordinal(picker.rank)}largest face "
+                  f"({_count(picker.switches, 'switch', 'switches')} to a larger face, "
+                  f"{_count(picker.cuts, 'scene cut', 'scene cuts')}; --face N picks another)")
         if interrupted:
             print("interrupted: stopped cleanly" + (f", {rec.frames} frames recorded to {rec.path}" if rec else ""))
         print(f"{n} frames, {found} with a face, {figures['fps']:.1f} FPS ({pipeline.tracker.front_end}, "

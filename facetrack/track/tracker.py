@@ -17,6 +17,7 @@ from facetrack.net.runtime import make_backend
 from facetrack.net.weights import Weights
 from facetrack.render.camera import Camera
 from facetrack.render.reconstruction import NOTHING, Needs, Reconstruction, Reconstructor
+from facetrack.track.choice import FacePicker
 from facetrack.track.filters import BOX_FILTER, CoefficientFilter, OneEuro
 from facetrack.track.fitter import DenseFitter, FitConfig, FitInfo
 from facetrack.vision.crop import CropBox, box_from_landmarks, crop, pad_border, points_box
@@ -55,6 +56,7 @@ class Found:
     face: Face | None
     dense: DenseLandmarks | None
     ms: float
+    new_face: bool = False  # another face than the last frame's (a switch or a scene cut): start afresh
 
 
 class Tracker:
@@ -66,7 +68,8 @@ class Tracker:
 
     def __init__(self, weights: Weights, backend: str = "auto", landmarks: str = "auto",
                  landmarker: Path | None = None, fit: bool = True, smooth: bool = True,
-                 fit_config: FitConfig | None = None, correspondence: Correspondence | None = None) -> None:
+                 fit_config: FitConfig | None = None, correspondence: Correspondence | None = None,
+                 face_rank: int = 1) -> None:
         self.weights = weights
         self.model = weights.model.cpu().eval()
         self.backend = make_backend(weights, backend)
@@ -82,6 +85,7 @@ class Tracker:
         # (pose and expressions are filtered in crop coordinates), so the box is filtered too.
         self.box_filter = OneEuro(*BOX_FILTER) if self.dense is not None and smooth else None
         self.previous: np.ndarray | None = None
+        self.picker = FacePicker(face_rank)  # which of several faces (MediaPipe front end)
         self._fresh = True
 
     @property
@@ -95,6 +99,7 @@ class Tracker:
     def reset(self) -> None:
         """A new source or an unrelated photo: nothing carries over (not even the identity)."""
         self._fresh = True
+        self.picker.reset()
         self._lost(keep_identity=False)
 
     def _lost(self, keep_identity: bool = True) -> None:
@@ -106,14 +111,21 @@ class Tracker:
             self.smoother.reset()
             self.box_filter.reset()
 
-    def _find(self, rgb: np.ndarray, pad: float, timestamp: float | None) -> tuple[Face | None, DenseLandmarks | None]:
+    def _find(self, rgb: np.ndarray, pad: float, timestamp: float | None
+              ) -> tuple[Face | None, DenseLandmarks | None, bool]:
         if self.dense is None:
-            return self.finder(rgb, pad=pad, previous=self.previous), None
+            return self.finder(rgb, pad=pad, previous=self.previous), None, False
         img, p = pad_border(rgb, pad)
-        dense = self.dense(img, timestamp, still=self._fresh and timestamp is None)
-        if dense is None:
-            return None, None
-        dense.points -= p
+        cut = self.picker.scene_cut(rgb) if timestamp is not None else False
+        faces = self.dense(img, timestamp, still=self._fresh and timestamp is None)
+        if not faces:
+            return None, None, False
+        for d in faces:
+            d.points -= p
+        had_face = self.picker.center is not None
+        dense, new = self.picker(faces, timestamp, cut)
+        if new and had_face and self.box_filter is not None:
+            self.box_filter.reset()
         lm68 = dense.points[MP68]
         box = box_from_landmarks(lm68)
         if self.box_filter is not None and timestamp is not None:
@@ -121,7 +133,7 @@ class Tracker:
         shifted = CropBox(box.cx + p, box.cy + p, box.side)
         face = Face(crop(img, shifted), box.to_crop(lm68).astype(np.float32), np.ones(len(lm68), np.float32), box,
                     lm68, points_box(lm68))
-        return face, dense
+        return face, dense, new and had_face
 
     @property
     def can_look_ahead(self) -> bool:
@@ -132,9 +144,9 @@ class Tracker:
     def find(self, rgb: np.ndarray, pad: float = 0.0, timestamp: float | None = None) -> Found:
         """The first half of a frame: landmarks and the crop (call in frame order)."""
         t0 = time.perf_counter()
-        face, dense = self._find(rgb, pad, timestamp)
+        face, dense, new = self._find(rgb, pad, timestamp)
         self._fresh = False
-        return Found(face, dense, 1e3 * (time.perf_counter() - t0))
+        return Found(face, dense, 1e3 * (time.perf_counter() - t0), new)
 
     def finish(self, found: Found, needs: Needs = NOTHING, timestamp: float | None = None) -> FrameResult | None:
         """The second half: encoder, fit, filter, reconstruction."""
@@ -142,6 +154,8 @@ class Tracker:
         if face is None:
             self._lost()
             return None
+        if found.new_face:  # another person (or the same after a cut): calibrate afresh
+            self._lost(keep_identity=False)
         t1 = time.perf_counter()
         x = self.backend(face.crop[None])[0]
         t2 = time.perf_counter()

@@ -2,7 +2,8 @@
 
 Tasks API in VIDEO running mode (it tracks between frames by itself), fully offline from the
 `face_landmarker.task` bundle (Apache-2.0, from MediaPipe's model page) given by --landmarker or
-$FACETRACK_LANDMARKER. With several faces the largest is taken and the others are counted.
+$FACETRACK_LANDMARKER. Up to MAX_FACES faces per frame, largest first; which one is tracked is decided by
+facetrack.track.choice.
 """
 
 from __future__ import annotations
@@ -90,9 +91,9 @@ class MediaPipeLandmarker:
         _close_before_shutdown(self.close)
 
     def __call__(self, rgb: np.ndarray, timestamp_s: float | None = None, still: bool = False
-                 ) -> DenseLandmarks | None:
-        """The largest face in a uint8 RGB frame, or None. Frames of a stream (VIDEO mode, which tracks) need
-        increasing timestamps (they are made to increase); `still` photos are detected on their own."""
+                 ) -> list[DenseLandmarks]:
+        """The faces in a uint8 RGB frame, largest first ([] for none). Frames of a stream (VIDEO mode, which
+        tracks) need increasing timestamps (they are made to increase); `still` photos are detected alone."""
         import mediapipe as mp
 
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
@@ -106,16 +107,16 @@ class MediaPipeLandmarker:
                 ms = self._last_ms + 1 if timestamp_s is None else max(int(timestamp_s * 1000), self._last_ms + 1)
                 self._last_ms = ms
                 res = self._landmarker.detect_for_video(image, ms)
-        if not res.face_landmarks:
-            return None
-        faces = [np.array([[p.x, p.y, p.z] for p in lms], np.float64) for lms in res.face_landmarks]
-        sizes = [np.ptp(f[:, 0]) * np.ptp(f[:, 1]) for f in faces]
-        k = int(np.argmax(sizes))
-        f = faces[k]
-        points = np.stack([f[:, 0] * w, f[:, 1] * h], axis=1)
-        shapes = {c.category_name: float(c.score) for c in res.face_blendshapes[k]} if res.face_blendshapes else {}
-        matrix = np.asarray(res.facial_transformation_matrixes[k]) if res.facial_transformation_matrixes else None
-        return DenseLandmarks(points, f[:, 2] * w, shapes, matrix, len(faces) - 1)
+        out = []
+        for k, lms in enumerate(res.face_landmarks):
+            f = np.array([[p.x, p.y, p.z] for p in lms], np.float64)
+            shapes = {c.category_name: float(c.score) for c in res.face_blendshapes[k]} \
+                if res.face_blendshapes else {}
+            matrix = np.asarray(res.facial_transformation_matrixes[k]) if res.facial_transformation_matrixes \
+                else None
+            out.append(DenseLandmarks(np.stack([f[:, 0] * w, f[:, 1] * h], axis=1), f[:, 2] * w, shapes, matrix,
+                                      len(res.face_landmarks) - 1))
+        return sorted(out, key=lambda d: -np.ptp(d.points[:, 0]) * np.ptp(d.points[:, 1]))
 
     def close(self) -> None:
         for name in ("_landmarker", "_photo"):
