@@ -143,12 +143,60 @@ def test_augment_moves_landmarks_with_the_image() -> None:
     aug = Augment(flip=0.5, rotate_deg=25, scale=0.1, shift_px=6)
     flips = 0
     for _ in range(12):
-        out, lm2, conf2 = aug(img, lm, conf, rng)
+        out, lm2, conf2, change = aug(img, lm, conf, rng, dense=lm.copy())
         inside = ((lm2 > 3) & (lm2 < 237)).all(1)
         bright = out[lm2[inside, 1].astype(int), lm2[inside, 0].astype(int), 0]
         assert (bright > 128).mean() > 0.95
         assert sorted(conf2.tolist()) == sorted(conf.tolist())
-        flips += not np.array_equal(conf2, conf)
+        flips += change.flipped
+        assert change.flipped == (not np.array_equal(conf2, conf)) and abs(change.angle_deg) <= 25
+        if not change.flipped:  # dense points move exactly like the 68 (the same affine map)
+            assert np.allclose(change.dense, lm2, atol=1e-4)
     assert 0 < flips < 12  # some mirror images (confidences follow their points), not all
-    same, lm3, _ = Augment()(img, lm, conf, rng)
+    same, lm3, _, change = Augment()(img, lm, conf, rng)
     assert np.array_equal(same, img) and np.array_equal(lm3, lm)
+    assert not change.flipped and change.angle_deg == 0.0 and change.dense is None
+
+
+def test_labelled_cache_and_distillation(face: FaceModel, model_file: Path, weights: Path, shared_dir: Path,
+                                         landmarker: Path, tmp_path: Path) -> None:
+    """`train.prepare --landmarker` stores MediaPipe's dense landmarks and the fit's parameters; the dense and
+    distillation terms are zero-ish at the pseudo-label itself (known answers), the rotation target turns
+    with the in-plane augmentation, and a short fine-tune with both terms runs and lowers them."""
+    from train.losses import LossWeights, TrainingLoss
+    from train.prepare import labelling_tracker
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    for p in sorted((shared_dir / "faces" / "utkface").glob("*.jpg"))[:10]:
+        shutil.copy(p, src / p.name)
+    cache = tmp_path / "cache"
+    tracker = labelling_tracker(landmarker, weights, model_file)
+    index = prepare(cache, [src, shared_dir / "videos" / "liveportrait_d0.mp4"], video_step=10, max_frames=6,
+                    val_fraction=0.25, progress=False, tracker=tracker)
+    assert "labels" in index and sum(index["counts"].values()) >= 12
+    with pytest.raises(FacetrackError, match="built with --landmarker"):
+        prepare(cache, [src], progress=False)
+    data = CropDataset(cache, "train")
+    assert data.dense.shape == (len(data), 468, 2) and data.pseudo.shape[0] == len(data)
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))
+    assert batch["dense"].shape == (4, 468, 2) and (batch["labelled"] == 1).all()
+
+    w = load_weights(weights, FaceModel.load(model_file))
+    loss = TrainingLoss(w.face, w.model, tracker.camera, LossWeights(dense=0.01, distill=1.0))
+    p = w.model.params(batch["pseudo"])
+    assert loss.distill_term(p, batch).item() == pytest.approx(0.0, abs=1e-10)
+    turned = {**batch, "roll_add": torch.full((4,), 0.1)}
+    assert loss.distill_term(p, turned).item() == pytest.approx(0.01, rel=1e-4)  # (0.1 rad)^2
+    from facetrack.render.formation import views
+
+    vb, _ = views(w.model(p), p, w.model.triangles, tracker.camera)
+    assert loss.dense_term(vb, batch).item() < 30.0  # px^2: the fit's own residual, weighted
+
+    cfg = load_config(None, [*TINY, f"init={weights}", "encoder=fast", "correctives.n_geometry=100",
+                             "correctives.n_reflectance=100", "weights.dense=0.01", "weights.distill=5",
+                             "stage1_steps=12", "stage2_steps=4"])
+    run = tmp_path / "run"
+    train(cfg, cache, run, model_file, weights / "reflectance.npz", progress=False)
+    log = np.genfromtxt(run / "log.csv", delimiter=",", names=True)
+    assert np.isfinite(log["dense"]).all() and np.isfinite(log["distill"]).all()

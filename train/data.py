@@ -27,11 +27,13 @@ class Augment:
     scale: float = 0.0
     shift_px: float = 0.0
 
-    def __call__(self, img: np.ndarray, lm: np.ndarray, conf: np.ndarray, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """uint8 (H, W, 3) crop, (68, 2) landmarks (pixel centres at k + 0.5), (68,) confidences."""
+    def __call__(self, img: np.ndarray, lm: np.ndarray, conf: np.ndarray, rng: np.random.Generator,
+                 dense: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, Change]:
+        """uint8 (H, W, 3) crop, (68, 2) landmarks (pixel centres at k + 0.5), (68,) confidences, and optional
+        (468, 2) dense landmarks (moved like the 68); returns them changed and what was done."""
         H, W = img.shape[:2]
-        if self.flip and rng.random() < self.flip:
+        flipped = bool(self.flip and rng.random() < self.flip)
+        if flipped:
             img = np.ascontiguousarray(img[:, ::-1])
             lm = lm[MIRROR_68].copy()
             lm[:, 0] = W - lm[:, 0]
@@ -44,7 +46,20 @@ class Augment:
             M[:, 2] += shift
             img = cv2.warpAffine(img, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             lm = (lm - 0.5) @ M[:, :2].T + M[:, 2] + 0.5
-        return img, lm.astype(np.float32), conf
+            if dense is not None:
+                dense = (dense - 0.5) @ M[:, :2].T + M[:, 2] + 0.5
+        return img, lm.astype(np.float32), conf, Change(flipped, float(angle), dense)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an augmentation did: a mirror image (dense labels then no longer apply: MediaPipe's indices are
+    not mirrored here), and the in-plane rotation in degrees (counter-clockwise on screen), which adds to
+    the head's roll and leaves pitch and yaw as they were (our Euler order puts roll outermost)."""
+
+    flipped: bool
+    angle_deg: float
+    dense: np.ndarray | None = None
 
 
 class CropDataset(Dataset):
@@ -56,6 +71,7 @@ class CropDataset(Dataset):
             raise FacetrackError(f"no training cache at {cache} (run python -m train.prepare)")
         shards = json.loads(index.read_text())["shards"]
         blobs, lms, confs, names = [], [], [], []
+        labels: dict[str, list[np.ndarray]] = {"dense": [], "pseudo": []}
         for name in shards:
             with np.load(cache / name) as z:
                 keep = z["val"] if split == "val" else ~z["val"]
@@ -66,6 +82,14 @@ class CropDataset(Dataset):
                 lms.append(z["landmarks"][keep])
                 confs.append(z["confidence"][keep])
                 names.extend(z["names"][keep].tolist())
+                for k in labels:
+                    if k in z.files:
+                        labels[k].append(z[k][keep])
+        # dense landmarks and pseudo-labels (train.prepare --landmarker), when every shard has them
+        self.dense = np.concatenate(labels["dense"]) if labels["dense"] and len(labels["dense"]) == len(shards) \
+            else None
+        self.pseudo = np.concatenate(labels["pseudo"]) if labels["pseudo"] and len(labels["pseudo"]) == len(shards) \
+            else None
         self.jpegs = blobs
         self.landmarks = np.concatenate(lms) if lms else np.zeros((0, 68, 2), np.float32)
         self.confidence = np.concatenate(confs) if confs else np.zeros((0, 68), np.float32)
@@ -82,10 +106,18 @@ class CropDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         img, lm, conf = self.image(i), self.landmarks[i], self.confidence[i]
+        dense = self.dense[i] if self.dense is not None else None
+        change = Change(False, 0.0, dense)
         if self.augment is not None:
             info = torch.utils.data.get_worker_info()
             if info is not None and not getattr(self, "_reseeded", False):
                 self.rng, self._reseeded = np.random.default_rng([info.seed % 2**32]), True
-            img, lm, conf = self.augment(img, lm, conf, self.rng)
-        return {"image": torch.from_numpy(img).permute(2, 0, 1).float() / 255.0, "landmarks": torch.from_numpy(lm),
-                "confidence": torch.from_numpy(np.ascontiguousarray(conf)), "index": torch.tensor(i)}
+            img, lm, conf, change = self.augment(img, lm, conf, self.rng, dense)
+        out = {"image": torch.from_numpy(img).permute(2, 0, 1).float() / 255.0, "landmarks": torch.from_numpy(lm),
+               "confidence": torch.from_numpy(np.ascontiguousarray(conf)), "index": torch.tensor(i)}
+        if self.dense is not None and self.pseudo is not None:
+            out["dense"] = torch.from_numpy(np.asarray(change.dense, np.float32))
+            out["pseudo"] = torch.from_numpy(self.pseudo[i].copy())
+            out["roll_add"] = torch.tensor(np.radians(change.angle_deg), dtype=torch.float32)
+            out["labelled"] = torch.tensor(0.0 if change.flipped else 1.0)  # a mirror image: labels do not apply
+        return out

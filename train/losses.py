@@ -11,11 +11,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from facetrack.model.correspondence import Correspondence
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import Levels, MultiLevelModel
 from facetrack.render.camera import Camera
 from facetrack.render.formation import View, views
 from facetrack.render.losses import LandmarkTable, landmark_loss, landmark_points, photometric_l21, statistical_prior
+from facetrack.track.fitter import FitConfig, landmark_weights
 
 
 @dataclass
@@ -34,6 +36,10 @@ class LossWeights:
     sparsity_alpha: float = 50.0
     sparsity_p: float = 0.9
     constancy_pairs: int = 2000
+    # With a cache from `train.prepare --landmarker` (off by default: plain caches have no labels):
+    dense: float = 0.0  # MediaPipe's 468 landmarks, per squared crop pixel, weighted as the fit weights them
+    distill: float = 0.0  # towards the fit's parameters: expressions, identity (in sigmas), rotation (radians)
+    distill_identity: float = 0.1  # share of the identity part in `distill`
 
 
 def laplacian(x: torch.Tensor, ring_rows: torch.Tensor, ring_cols: torch.Tensor, ring_deg: torch.Tensor
@@ -61,6 +67,30 @@ class TrainingLoss(nn.Module):
         self.register_buffer("ring_deg", torch.from_numpy((face.ring_ptr[1:] - face.ring_ptr[:-1]).astype("float32")))
         self.register_buffer("skin", torch.from_numpy(face.skin_mask.nonzero()[0].astype("int64")))
         self.raster = None  # an NvdiffrastRasterizer on CUDA: rasterized photometric term
+        corr = Correspondence.load()
+        self.register_buffer("dense_tri", torch.from_numpy(corr.tri.astype("int64")))
+        self.register_buffer("dense_bary", torch.from_numpy(corr.bary.astype("float32")))
+        weights = landmark_weights(FitConfig(), len(corr.tri)).astype("float32")
+        self.register_buffer("dense_w", torch.from_numpy(weights))
+
+    def dense_term(self, v: View, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Weighted squared distance (crop px) of the 468 correspondence points to MediaPipe's, per labelled image."""
+        uv = (v.uv[:, self.dense_tri] * self.dense_bary[None, :, :, None]).sum(2)  # (B, 468, 2)
+        d = ((uv - batch["dense"]) ** 2).sum(-1)
+        per = (d * self.dense_w).sum(-1) / self.dense_w.sum()
+        return (per * batch["labelled"]).sum() / batch["labelled"].sum().clamp(min=1.0)
+
+    def distill_term(self, p: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Squared distance to the fit's parameters (pseudo-labels); the rotation target turns with the crop's
+        in-plane augmentation (roll is the outermost Euler angle)."""
+        t = self.model.params(batch["pseudo"])
+        rot = t["rot"].clone()
+        rot[:, 2] = rot[:, 2] + batch["roll_add"]
+        e = ((p["alpha_exp"] - t["alpha_exp"]) ** 2).mean(-1)
+        i = (((p["alpha_id"] - t["alpha_id"]) / self.model.id_sigma) ** 2).mean(-1)
+        r = ((p["rot"] - rot) ** 2).sum(-1)
+        per = e + self.w.distill_identity * i + r
+        return (per * batch["labelled"]).sum() / batch["labelled"].sum().clamp(min=1.0)
 
     def image_terms(self, v: View, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.table.slide(v, batch["landmarks"], self.camera)
@@ -96,6 +126,9 @@ class TrainingLoss(nn.Module):
         terms["landmark"], terms["photo_base"] = self.image_terms(vb, batch)
         terms["prior"] = statistical_prior(p, self.model.id_sigma, self.model.refl_sigma,
                                            self.w.prior_exp / self.w.prior).mean()
+        if "pseudo" in batch and (self.w.dense or self.w.distill):
+            terms["dense"] = self.dense_term(vb, batch)
+            terms["distill"] = self.distill_term(p, batch)
         if stage == 2:
             lm_f, terms["photo_final"] = self.image_terms(vf, batch)
             terms["landmark"] = 0.5 * (terms["landmark"] + lm_f)

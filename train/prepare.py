@@ -1,6 +1,6 @@
 """Build the training cache: face crops with 68 landmarks and confidences, from photos and videos.
 
-    python -m train.prepare CACHE SOURCE [SOURCE ...]
+    python -m train.prepare CACHE SOURCE [SOURCE ...] [--landmarker face_landmarker.task]
 
 A SOURCE is a folder of images, a video file (frames sampled every --video-step), or a folder written by
 `facetrack synth` (its exact landmarks are used, confidence 1). Faces are found with OpenCV's Haar cascade
@@ -8,6 +8,11 @@ A SOURCE is a folder of images, a video file (frames sampled every --video-step)
 chins and foreheads), landmarks come from dlib (or FAN when its weights are present) with a confidence,
 and the 240x240 crop is placed from the landmarks (facetrack.vision.crop). Bad detections are rejected
 with a reason. Work is written in shards; re-running skips every item already accepted or rejected.
+
+With `--landmarker` every item goes through the app's own tracker instead (MediaPipe's 478 landmarks, the
+crop framed from them, the encoder's guess, the per-frame fit with identity solved from that image), and
+the cache also stores the 468 dense landmarks in crop pixels and the fitted parameter vector: a dense
+landmark term and pseudo-labels to distil the fit into the encoder (train.losses).
 """
 
 from __future__ import annotations
@@ -68,13 +73,15 @@ class Cache:
             name = f"shard_{len(idx['shards']):05d}.npz"
             blobs = [it["jpeg"] for it in self.pending]
             offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
+            labels = {k: np.stack([it[k] for it in self.pending]).astype(np.float32) for k in ("dense", "pseudo")
+                      if all(k in it for it in self.pending)}
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".shard-", suffix=".npz")
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, jpeg=np.frombuffer(b"".join(blobs), np.uint8), offsets=offsets,
                          landmarks=np.stack([it["landmarks"] for it in self.pending]).astype(np.float32),
                          confidence=np.stack([it["confidence"] for it in self.pending]).astype(np.float32),
                          names=np.array([it["name"] for it in self.pending]),
-                         val=np.array([it["val"] for it in self.pending]))
+                         val=np.array([it["val"] for it in self.pending]), **labels)
             os.replace(tmp, self.root / name)
             idx["shards"].append(name)
             for it in self.pending:
@@ -148,15 +155,55 @@ def process(rgb: np.ndarray, extra: dict, finder: FaceFinder, min_conf: float, m
     return {"jpeg": jpeg.tobytes(), "landmarks": face.landmarks, "confidence": face.confidence}, None
 
 
+def process_tracked(rgb: np.ndarray, extra: dict, tracker, min_face: float) -> tuple[dict | None, str | None]:
+    """One image through the app's tracker (MediaPipe + fit): crop, landmarks, dense landmarks, fitted x."""
+    from facetrack.track.photos import PHOTO_PAD
+
+    tracker.reset()
+    r = tracker(rgb, pad=PHOTO_PAD if extra.get("pad") else 0.0)
+    if r is None:
+        return None, "no face"
+    box = r.face.box
+    if box.side / CROP_PER_FACE < min_face:
+        return None, "face too small"
+    h, w = rgb.shape[:2]
+    pad = PHOTO_PAD * max(h, w) if extra.get("pad") else 0.0
+    if CropBox(box.cx + pad, box.cy + pad, box.side).outside_fraction(int(w + 2 * pad), int(h + 2 * pad)) > 0.35:
+        return None, "face at the image border"
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(r.face.crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        return None, "jpeg encoding failed"
+    return {"jpeg": jpeg.tobytes(), "landmarks": r.face.landmarks, "confidence": r.face.confidence,
+            "dense": box.to_crop(r.dense.points[:468]), "pseudo": r.recon.x}, None
+
+
+def labelling_tracker(landmarker: Path, weights: Path | None, model_file: Path | None):
+    """The app's tracker for pseudo-labels: MediaPipe, the encoder of `weights` as the first guess, the fit."""
+    from facetrack import paths
+    from facetrack.model.facemodel import FaceModel
+    from facetrack.net.weights import load_weights
+    from facetrack.track.tracker import Tracker
+
+    return Tracker(load_weights(paths.weights_dir(weights), FaceModel.load(model_file)), landmarker=landmarker,
+                   smooth=False)
+
+
 def prepare(cache_dir: Path, sources: list[Path], video_step: int = 5, max_frames: int = 400,
             val_fraction: float = VAL_FRACTION, min_conf: float = 0.35, min_face: float = 40.0,
-            limit: int | None = None, shard_size: int = 500, landmarks: str = "auto", progress: bool = True) -> dict:
-    """Fill the cache from the sources; returns the index (counts and rejection reasons)."""
+            limit: int | None = None, shard_size: int = 500, landmarks: str = "auto", progress: bool = True,
+            tracker=None) -> dict:
+    """Fill the cache from the sources; returns the index (counts and rejection reasons). With a `tracker`
+    (labelling_tracker) the crops come with dense landmarks and pseudo-labels."""
     for src in sources:
         if not src.exists():
             raise FacetrackError(f"source not found: {src}")
     cache = Cache(cache_dir)
-    finder = FaceFinder(landmarks, min_conf)
+    if cache.index["shards"] and ("labels" in cache.index) != (tracker is not None):
+        raise FacetrackError(f"the cache {cache_dir} was built {'with' if 'labels' in cache.index else 'without'} "
+                             "--landmarker: continue it the same way, or use a new folder")
+    if tracker is not None:
+        cache.index["labels"] = "MediaPipe 468 dense landmarks (crop px) and the fitted parameter vector"
+    finder = FaceFinder(landmarks, min_conf) if tracker is None else None
     seen = Counter()
     bar = tqdm(desc="prepare", unit="img", disable=not progress, total=limit)
     try:
@@ -172,7 +219,12 @@ def prepare(cache_dir: Path, sources: list[Path], video_step: int = 5, max_frame
                     cache.reject(name, "unreadable")
                     tqdm.write(f"skipped unreadable {name}", file=sys.stderr)
                     continue
-                item, reason = process(rgb, extra, finder, min_conf, min_face)
+                if tracker is not None and "landmarks" not in extra:
+                    item, reason = process_tracked(rgb, extra, tracker, min_face)
+                elif tracker is not None:
+                    item, reason = None, "synthetic faces carry no pseudo-labels"
+                else:
+                    item, reason = process(rgb, extra, finder, min_conf, min_face)
                 if item is None:
                     cache.reject(name, reason)
                 else:
@@ -196,10 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-confidence", type=float, default=0.35, help="reject faces below this mean confidence")
     ap.add_argument("--limit", type=int, help="process at most this many new items")
     ap.add_argument("--landmarks", choices=["auto", "dlib", "fan"], default="auto")
+    ap.add_argument("--landmarker", type=Path, help="MediaPipe face_landmarker.task: track with the app's front "
+                    "end and fit, storing dense landmarks and pseudo-labels")
+    ap.add_argument("--weights", type=Path, help="with --landmarker: the encoder for the first guess")
+    ap.add_argument("--model", type=Path, help="face model file (default: the user cache)")
     args = ap.parse_args(argv)
     try:
+        tracker = labelling_tracker(args.landmarker, args.weights, args.model) if args.landmarker else None
         idx = prepare(args.cache, args.sources, args.video_step, args.max_frames, args.val_fraction,
-                      args.min_confidence, limit=args.limit, landmarks=args.landmarks)
+                      args.min_confidence, limit=args.limit, landmarks=args.landmarks, tracker=tracker)
     except FacetrackError as e:
         print(f"prepare: error: {e}", file=sys.stderr)
         return 2

@@ -32,7 +32,8 @@ from train.config import TrainConfig, load_config
 from train.data import CropDataset
 from train.losses import TrainingLoss
 
-TERMS = ("landmark", "photo_base", "photo_final", "prior", "smooth", "stabilize", "sparsity", "constancy")
+TERMS = ("landmark", "photo_base", "photo_final", "prior", "smooth", "stabilize", "sparsity", "constancy", "dense",
+         "distill")
 LOG_FIELDS = ("stage", "step", "epoch", "time_s", "total", *TERMS)  # stage 1 leaves the corrective terms empty
 
 

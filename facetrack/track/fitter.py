@@ -123,6 +123,18 @@ def matrix_euler(R: np.ndarray) -> np.ndarray:
     return matrix_to_euler(torch.from_numpy(np.asarray(R, np.float64))).numpy()
 
 
+def landmark_weights(cfg: FitConfig, n: int) -> np.ndarray:
+    """(n,) per-landmark weights of the 2D term: eyelids and inner lips up, the face oval down. Training's dense
+    landmark term (train.losses) uses the same."""
+    w = np.ones(n)
+    w[FACE_OVAL] = cfg.w_oval
+    w[CHIN] = cfg.w_chin
+    w[EYELIDS.ravel()] = cfg.w_eyelid
+    w[INNER_LIPS.ravel()] = cfg.w_inner_lip
+    w[LIP_CORNERS] = cfg.w_inner_lip
+    return w
+
+
 class DenseFitter:
     """Callable per frame: (encoder's x, dense landmarks in crop pixels, their relative depth) -> fitted x."""
 
@@ -148,14 +160,7 @@ class DenseFitter:
         self.geo_rows = rows(geo.basis.detach().numpy().astype(np.float64)) if isinstance(geo, LinearCorrective) \
             else None
         self.id_sigma = model.id_sigma.numpy().astype(np.float64)
-        n = len(corr.tri)
-        w = np.ones(n)
-        w[FACE_OVAL] = self.cfg.w_oval
-        w[CHIN] = self.cfg.w_chin
-        w[EYELIDS.ravel()] = self.cfg.w_eyelid
-        w[INNER_LIPS.ravel()] = self.cfg.w_inner_lip
-        w[LIP_CORNERS] = self.cfg.w_inner_lip
-        self.weights = w
+        self.weights = landmark_weights(self.cfg, len(corr.tri))
         # Shapes the landmarks barely see (pixels of motion per unit weight below `observed_px`) pay more in
         # proportion: landmark noise and depth errors must not drive them (jawForward, cheekSquint, eyeLook*).
         seen = np.array(list(self.observability().values()))
