@@ -40,6 +40,7 @@ class LossWeights:
     dense: float = 0.0  # MediaPipe's 468 landmarks, per squared crop pixel, weighted as the fit weights them
     distill: float = 0.0  # towards the fit's parameters: expressions, identity (in sigmas), rotation (radians)
     distill_identity: float = 0.1  # share of the identity part in `distill`
+    distill_expression: float = 1.0  # and of the expressions' mean squared error (53: their sum)
 
 
 def laplacian(x: torch.Tensor, ring_rows: torch.Tensor, ring_cols: torch.Tensor, ring_deg: torch.Tensor
@@ -86,7 +87,7 @@ class TrainingLoss(nn.Module):
         t = self.model.params(batch["pseudo"])
         rot = t["rot"].clone()
         rot[:, 2] = rot[:, 2] + batch["roll_add"]
-        e = ((p["alpha_exp"] - t["alpha_exp"]) ** 2).mean(-1)
+        e = self.w.distill_expression * ((p["alpha_exp"] - t["alpha_exp"]) ** 2).mean(-1)
         i = (((p["alpha_id"] - t["alpha_id"]) / self.model.id_sigma) ** 2).mean(-1)
         r = ((p["rot"] - rot) ** 2).sum(-1)
         per = e + self.w.distill_identity * i + r

@@ -188,15 +188,15 @@ class MainWindow(QMainWindow):
         face = "face" if r is not None and r.present else (
             "no face" if r is None or r.lost_frames > HOLD_FRAMES else "face lost: holding the last pose")
         if r is not None and r.present and r.dense is not None and r.dense.other_faces:
-            face += f" (+{r.dense.other_faces} other face{'s' * (r.dense.other_faces > 1)}, --face N picks another)"
-        face += f" · {self.pipeline.tracker.front_end}"
+            face += f" (+{r.dense.other_faces} other face{'s' * (r.dense.other_faces > 1)})"
         rec = f" · recording {self.inference.recorder.frames} frames" if self.inference and self.inference.recorder \
             else ""
         streamer = self.inference.streamer if self.inference else None
-        rec += f" · streaming {streamer.status()}" if streamer is not None else ""
+        rec = (f" · streaming {streamer.status()}" if streamer is not None else "") + rec
         what = f"playing {self.source} · " if self.playback else ""
         self.status.setText(f"{what}capture {self.capture_fps:.1f} FPS · inference {self.infer_ms:.0f} ms · "
-                            f"latency {self.latency_ms:.0f} ms · {self.frames} frames · {face}{rec}")
+                            f"latency {self.latency_ms:.0f} ms · {self.frames} frames · {face}{rec} · "
+                            f"{self.pipeline.tracker.front_end}")
 
     def toggle_streaming(self) -> None:
         """Start or stop sending every tracked frame to the stream target (VMC or OSC over UDP)."""
