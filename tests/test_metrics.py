@@ -9,7 +9,6 @@ import torch
 from facetrack.evaluation.metrics import (
     aligned_vertex_error_mm,
     angle_errors_deg,
-    face_size,
     jitter,
     nme_bbox,
     photometric_pixels,
@@ -17,6 +16,7 @@ from facetrack.evaluation.metrics import (
 )
 from facetrack.evaluation.video import still_pairs
 from facetrack.render.camera import euler_to_matrix
+from facetrack.vision.crop import face_size
 
 
 def _rot(angles) -> np.ndarray:

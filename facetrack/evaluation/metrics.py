@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from facetrack.model.correspondence import similarity
+from facetrack.vision.crop import face_size
 
 
 def similarity_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -49,7 +50,3 @@ def jitter(points: np.ndarray, pairs: np.ndarray, scale: np.ndarray) -> float:
     return float(motion[sel].mean()) if sel.any() else float("nan")
 
 
-def face_size(landmarks: np.ndarray) -> np.ndarray:
-    """sqrt(w * h) of the landmarks' bounding box, (..., N, 2) -> (...): the normalizer of the NME."""
-    ext = landmarks.max(-2) - landmarks.min(-2)
-    return np.sqrt(ext[..., 0] * ext[..., 1])

@@ -20,10 +20,11 @@ import cv2
 import numpy as np
 
 from facetrack.errors import FacetrackError
-from facetrack.evaluation.metrics import face_size, jitter
+from facetrack.evaluation.metrics import jitter
 from facetrack.evaluation.report import skipped, stats
 from facetrack.io.sources import open_source
 from facetrack.track.tracker import Tracker
+from facetrack.vision.crop import face_size
 from facetrack.vision.landmarks import DlibLandmarks
 
 SMOOTH_FRAMES = 9

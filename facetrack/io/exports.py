@@ -48,7 +48,7 @@ def export_obj_sequence(rec: Recording, model: MultiLevelModel, folder: Path) ->
     (meshes written, frames left out for having no face)."""
     from facetrack.render.reconstruction import Needs, Reconstructor
 
-    present = rec.values["face"][:, 0] > 0.5 if "face" in rec.values else np.ones(len(rec), bool)
+    present = rec.present
     x = rec.params(model.layout)
     reconstruct = Reconstructor(model)
     tris = model.triangles.numpy()

@@ -54,7 +54,7 @@ def person_params(model: MultiLevelModel, rec: Recording) -> tuple[np.ndarray, n
     """(N, D) parameter vectors of the frames with a face and the person's neutral vector (medians of
     identity and correctives, no expression, no pose)."""
     x = rec.params(model.layout)
-    present = rec.values["face"][:, 0] > 0.5 if "face" in rec.values else np.ones(len(rec), bool)
+    present = rec.present
     x = x[present]
     if not len(x):
         raise FacetrackError("the recording has no frame with a face: nothing to export")
@@ -68,7 +68,7 @@ def person_params(model: MultiLevelModel, rec: Recording) -> tuple[np.ndarray, n
 def export_gltf(rec: Recording, model: MultiLevelModel, path: Path) -> tuple[int, int]:
     """Write the .glb; returns (keyframes, frames left out for having no face)."""
     x, neutral = person_params(model, rec)
-    present = rec.values["face"][:, 0] > 0.5 if "face" in rec.values else np.ones(len(rec), bool)
+    present = rec.present
     sl = model.layout.slices()
     with torch.no_grad():
         p = model.params(torch.from_numpy(neutral)[None])

@@ -60,7 +60,7 @@ def eye_angles(names: list[str], exp: np.ndarray) -> np.ndarray:
 
 def export_livelink_csv(rec: Recording, path: Path, head_frame: np.ndarray) -> tuple[int, int]:
     """Write the CSV; returns (rows written, frames left out for having no face)."""
-    present = rec.values["face"][:, 0] > 0.5 if "face" in rec.values else np.ones(len(rec), bool)
+    present = rec.present
     names = list(rec.header["expression_names"])
     exp = rec.values["expression"][present].astype(np.float64)
     R = quaternion_to_matrix(rec.values["quaternion"][present]) @ head_frame

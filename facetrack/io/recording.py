@@ -151,6 +151,11 @@ class Recording:
     def __len__(self) -> int:
         return len(self.timestamp)
 
+    @property
+    def present(self) -> np.ndarray:
+        """(N,) bool: frames with a face (version 1 files have no flag: all)."""
+        return self.values["face"][:, 0] > 0.5 if "face" in self.values else np.ones(len(self), bool)
+
     def params(self, layout: ParamLayout) -> np.ndarray:
         """(N, D) parameter vectors in `layout` order (rotation back from the quaternion to Euler angles)."""
         R = quaternion_to_matrix(self.values["quaternion"])

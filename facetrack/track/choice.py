@@ -12,16 +12,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from facetrack.vision.crop import face_size
 from facetrack.vision.dense import DenseLandmarks
 
 RECHECK_S = 1.0
 FOLLOW_RADIUS = 0.5  # of the face size: the nearest face further than this from the last one is not the same face
 SWITCH_RATIO = 1.5
 CUT_LEVEL = 40.0  # mean absolute difference (0-255) of two frames' 32x18 grey thumbnails: a new shot
-
-
-def face_size(points: np.ndarray) -> float:
-    return float(np.sqrt(np.ptp(points[:, 0]) * np.ptp(points[:, 1])))
 
 
 class FacePicker:
@@ -52,7 +49,7 @@ class FacePicker:
                  ) -> tuple[DenseLandmarks, bool]:
         """The face to track among `faces` (largest first, image pixels) and whether it is a different face
         from the previous frame's (the caller then forgets that face's filters)."""
-        sizes = [face_size(f.points) for f in faces]
+        sizes = [float(face_size(f.points)) for f in faces]
         centers = [f.points.mean(0) for f in faces]
         by_rank = faces[min(self.rank, len(faces)) - 1]
         pick, new = by_rank, True

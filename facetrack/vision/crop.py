@@ -66,6 +66,13 @@ def box_from_landmarks(lm: np.ndarray) -> CropBox:
     return CropBox(float(c[0]), float(c[1] + CENTRE_SHIFT * size), CROP_PER_FACE * size)
 
 
+def face_size(landmarks: np.ndarray) -> np.ndarray:
+    """sqrt(w * h) of the landmarks' bounding box, (..., N, 2) -> (...): a face's size in pixels (the NME's
+    normalizer, the tracker's measure when it compares faces)."""
+    ext = landmarks.max(-2) - landmarks.min(-2)
+    return np.sqrt(ext[..., 0] * ext[..., 1])
+
+
 def points_box(pts: np.ndarray) -> tuple[int, int, int, int]:
     """(x, y, w, h) integer bounding box of (N, 2) image points: the box a landmark predictor is given."""
     lo, hi = pts.min(0), pts.max(0)
