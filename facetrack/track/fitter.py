@@ -7,13 +7,13 @@ with eyelid and inner-lip points weighted up so blinks and mouth shapes are obse
 points (which sit on the silhouette, not on fixed skin) weighted down; their depth relative to the face's
 mean depth; pulls towards the previous frame (smoothness) and the encoder (a weak prior); a per-shape L2
 on the expressions (sparsity: no shape without evidence; shapes that imitate a bigger one or that the
-landmarks barely see pay more). It runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, then
-all. All Jacobians are analytic, on precomputed landmark rows of the bases: a few milliseconds a frame.
+landmarks barely see pay more). It runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, with
+the openings of lips and lids as a term of their own, then all, the primaries held. All Jacobians are analytic, on precomputed landmark rows of the bases: a few milliseconds a frame.
 
 Identity is not re-guessed every frame. In a stream, the first frames calibrate the person from a separate
 solve with expressions held near zero: normal equations for the identity weights, and each landmark's
-resting-face offset from its model point (median; the eyelids are left to eyeBlink), so a neutral face
-reads near-zero expressions. Later keyframes add identity evidence slowly; the prior closes the solve.
+resting-face offset from its model point (median), so a neutral face reads near-zero expressions. The
+eyelids are left to eyeBlink in both (and jawOpen and the blinks stay free while calibrating). Later keyframes add identity evidence slowly; the prior closes the solve.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ class FitConfig:
     w_l2: float = 100.0  # expressions towards zero (sparsity; the main defence against cross-talk between shapes)
     w_pose_previous: float = 2e3  # rotation increment (rad) and translation (cm, x0.01) towards the previous frame
     calibration_frames: int = 40  # frames that set the identity at the start
-    calibration_l2: float = 1000.0  # expression pull to zero while calibrating
+    calibration_l2: float = 1000.0  # expression pull to zero while calibrating ...
+    calibration_l2_primary: float = 10.0  # ... except jawOpen and the blinks: talking and blinking while the
+    # person is calibrated must not become their identity
     observed_px: float = 2.0  # landmark motion (px per unit weight) below which a shape's L2 grows
     neutral_bias: bool = True  # learn each person's resting-face landmark offsets while calibrating
     keyframe_every: int = 15  # after calibration: identity update from every n-th frame
@@ -59,8 +61,14 @@ class FitConfig:
     # primaries kept near their first answer: a mouth opening goes to jawOpen before its imitators.
     primary_first: bool = True
     primary_shapes: tuple[str, ...] = ("jawOpen", "eyeBlink_L", "eyeBlink_R")
-    w_primary_keep: float = 1000.0
+    w_primary_keep: float = 1e4
     primary_iterations: int = 2
+    # The openings of the inner lips and eyelids (upper minus lower point of each pair) while the primary shapes
+    # are solved: differences are blind to small pose errors, so the lip gap goes to jawOpen and the lid gap to
+    # eyeBlink, not to the shapes that imitate them (mouthUpperUp, mouthFunnel, noseSneer, eyeSquint).
+    w_opening_lips: float = 100.0
+    w_opening_lids: float = 100.0
+    identity_lids: float = 0.1  # the lid margins are mostly eyeBlink's: their share in the identity evidence
     photo_rounds: int = 2  # a photo: identity and pose/expressions solved in turn this often
     tolerance: float = 1e-3  # stop when no step entry (rad, cm, weight) exceeds this
 
@@ -167,6 +175,12 @@ class DenseFitter:
         self.l2_scale = np.array([self.cfg.l2_scale.get(n, 1.0) for n in model.exp_names]) \
             * np.maximum(1.0, self.cfg.observed_px / np.maximum(seen, 1e-3))
         self.primary = np.array([n in self.cfg.primary_shapes for n in model.exp_names])
+        self.pairs = np.concatenate([EYELIDS, INNER_LIPS])
+        self.pair_weight = np.sqrt(np.repeat([self.cfg.w_opening_lids, self.cfg.w_opening_lips],
+                                             [len(EYELIDS), len(INNER_LIPS)]))
+        self.pair_scale = self.pair_weight / np.sqrt(self.weights[self.pairs[:, 0]])  # J rows carry sqrt(w)
+        self.identity_weights = self.weights.copy()
+        self.identity_weights[EYELIDS.ravel()] *= self.cfg.identity_lids
         self.state = FitState()
 
     def reset(self, keep_identity: bool = True) -> None:
@@ -239,6 +253,12 @@ class DenseFitter:
             rf = (r2 * sw[:, None]).reshape(-1)
             H = Jf.T @ Jf
             g = Jf.T @ rf
+            if active is not None:  # the primary stage: openings (pairs of points) as a term of their own
+                Jo = (J[self.pairs[:, 0]] - J[self.pairs[:, 1]]) * self.pair_scale[:, None, None]
+                ro = (r2[self.pairs[:, 0]] - r2[self.pairs[:, 1]]) * self.pair_weight[:, None]
+                Jo = Jo.reshape(-1, 6 + K)
+                H += Jo.T @ Jo
+                g += Jo.T @ ro.reshape(-1)
             if z_obs is not None and cfg.w_depth > 0:
                 d = -c[:, 2]
                 dm = d.mean()
@@ -289,7 +309,8 @@ class DenseFitter:
         z_obs = None if depth is None else depth - depth.mean()
         if calibrating:  # the person's evidence comes from a solve with expressions held near zero ...
             Rc, tc, ac, _, _ = self._iterate(s, obs, z_obs, R, t, np.zeros(K), prev, a_prev, enc_exp,
-                                             np.full(K, cfg.calibration_l2), np.zeros(K), cfg.iterations)
+                                             np.where(self.primary, cfg.calibration_l2_primary, cfg.calibration_l2),
+                                             np.zeros(K), cfg.iterations)
             c, uv, Jp = self._points(s, ac, Rc, tc)
             self._accumulate_identity(identity, Rc, Jp, uv, obs, True)
             if cfg.neutral_bias:
@@ -359,9 +380,9 @@ class DenseFitter:
     def _identity_evidence(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
                            obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normal equations (A, b) for the identity weights from one frame's weighted 2D residuals at its
-        fitted state (MediaPipe's relative depth was tried as identity evidence too: no change on videos,
-        synthetic faces or photos)."""
-        sw = np.sqrt(self.weights)
+        fitted state, eyelids weighted down (MediaPipe's relative depth was tried as identity evidence too: no
+        change on videos, synthetic faces or photos)."""
+        sw = np.sqrt(self.identity_weights)
         J = (np.matmul(Jp @ R, self.id_n3k) * sw[:, None, None]).reshape(-1, len(identity))
         r = ((obs - uv) * sw[:, None]).reshape(-1)
         return J.T @ J, J.T @ (r + J @ identity)
