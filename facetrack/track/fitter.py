@@ -36,7 +36,7 @@ SECONDARY_SHAPES = {"mouthLowerDown_L": 4.0, "mouthLowerDown_R": 4.0, "mouthUppe
 @dataclass
 class FitConfig:
     iterations: int = 3
-    w_eyelid: float = 6.0  # per-point weights of the 2D term (others 1)
+    w_eyelid: float = 2.0  # per-point weights of the 2D term (others 1)
     w_inner_lip: float = 4.0
     w_oval: float = 0.25
     w_chin: float = 1.0  # the chin carries jawOpen
@@ -68,7 +68,7 @@ class FitConfig:
     # eyeBlink, not to the shapes that imitate them (mouthUpperUp, mouthFunnel, noseSneer, eyeSquint).
     w_opening_lips: float = 100.0
     w_opening_lids: float = 100.0
-    identity_lids: float = 0.1  # the lid margins are mostly eyeBlink's: their share in the identity evidence
+    identity_lids: float = 0.3  # the lid margins are mostly eyeBlink's: their share in the identity evidence
     photo_rounds: int = 2  # a photo: identity and pose/expressions solved in turn this often
     tolerance: float = 1e-3  # stop when no step entry (rad, cm, weight) exceeds this
 
