@@ -5,15 +5,19 @@ rotation increment (3), translation (3) and the expression weights (53, kept in 
 pixels: the 2D reprojection of the 468 landmarks at their surface points (facetrack.model.correspondence),
 with eyelid and inner-lip points weighted up so blinks and mouth shapes are observable and the face-oval
 points (which sit on the silhouette, not on fixed skin) weighted down; their depth relative to the face's
-mean depth; pulls towards the previous frame (smoothness) and the encoder (a weak prior); a per-shape L2
-on the expressions (sparsity: no shape without evidence; shapes that imitate a bigger one or that the
-landmarks barely see pay more). It runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, with
-the openings of lips and lids as a term of their own, then all, the primaries held. All Jacobians are analytic, on precomputed landmark rows of the bases: a few milliseconds a frame.
+mean depth (evidence for the pose only: as evidence for expressions it made them worse); pulls towards the
+previous frame (smoothness) and the encoder (a weak prior); a per-shape L2 on the expressions (sparsity: no
+shape without evidence; shapes that imitate a bigger one or that the landmarks barely see pay more). It
+runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, with the openings of lips and lids as a
+term of their own, then all, the primaries held. All Jacobians are analytic, on precomputed landmark rows
+of the bases: about 2.5 ms a frame on one core.
 
 Identity is not re-guessed every frame. In a stream, the first frames calibrate the person from a separate
-solve with expressions held near zero: normal equations for the identity weights, and each landmark's
-resting-face offset from its model point (median), so a neutral face reads near-zero expressions. The
-eyelids are left to eyeBlink in both (and jawOpen and the blinks stay free while calibrating). Later keyframes add identity evidence slowly; the prior closes the solve.
+solve with expressions held near zero (jawOpen and the blinks stay free: talking and blinking are not
+identity): normal equations for the identity weights, and each landmark's resting-face offset from its
+model point (median), so a neutral face reads near-zero expressions. The eyelid margins are mostly
+eyeBlink's: no resting offset, and little weight in the identity evidence. Later keyframes add identity
+evidence slowly; the prior closes the solve.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.linalg.blas import dsyrk as syrk
+from scipy.linalg.lapack import dposv as posv
 
 from facetrack.model.correspondence import CHIN, EYELIDS, FACE_OVAL, INNER_LIPS, LIP_CORNERS, Correspondence
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
@@ -104,6 +110,15 @@ def J_w_depth(v: np.ndarray) -> np.ndarray:
     return np.stack([-v[:, 1], v[:, 0], np.zeros(len(v))], 1)
 
 
+def _solve_upper(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Solve H x = g for a symmetric positive definite H given by its upper triangle (Cholesky, LAPACK posv);
+    a general solve of the symmetrized matrix if it is not positive definite."""
+    _, x, info = posv(H, g, lower=0)
+    if info == 0:
+        return x
+    return np.linalg.solve(np.triu(H) + np.triu(H, 1).T, g)
+
+
 def _rodrigues(w: np.ndarray) -> np.ndarray:
     th = np.linalg.norm(w)
     if th < 1e-12:
@@ -169,6 +184,8 @@ class DenseFitter:
             else None
         self.id_sigma = model.id_sigma.numpy().astype(np.float64)
         self.weights = landmark_weights(self.cfg, len(corr.tri))
+        self.sqrt_weights = np.sqrt(self.weights)
+        self.sqrt_depth_weights = np.sqrt(self.cfg.w_depth * self.weights)
         # Shapes the landmarks barely see (pixels of motion per unit weight below `observed_px`) pay more in
         # proportion: landmark noise and depth errors must not drive them (jawForward, cheekSquint, eyeLook*).
         seen = np.array(list(self.observability().values()))
@@ -229,10 +246,19 @@ class DenseFitter:
 
     def _iterate(self, s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, l2w, l2_target, iterations, active=None):
         """Gauss-Newton steps from (R, t, a); l2w (K,) and l2_target (K,) are the expressions' L2 term.
-        `active` (K,) bool: only these expressions are unknowns (the others stay as they are)."""
-        cfg, w, sw = self.cfg, self.weights, np.sqrt(self.weights)
+        `active` (K,) bool: only these expressions are unknowns (the others stay as they are). All rows of the
+        least-squares system (2D, depth, openings) go into one preallocated matrix, whose normal matrix is one
+        symmetric rank-k update (BLAS syrk): the fit's cost is mostly that product."""
+        cfg, sw, focal = self.cfg, self.sqrt_weights, self.camera.focal
         idx = np.flatnonzero(active) if active is not None else np.arange(self.exp_rows.shape[0])
-        E, K = self.exp_n3k[:, :, idx], len(idx)
+        E = self.exp_n3k if active is None else self.exp_n3k[:, :, idx]
+        N, K = len(s), len(idx)
+        P = 6 + K
+        depth = z_obs is not None and cfg.w_depth > 0
+        pairs = self.pairs if active is not None else self.pairs[:0]
+        A = np.empty((2 * N + 2 * len(pairs), P))
+        res = np.empty(len(A))
+        J2 = A[: 2 * N].reshape(N, 2, P)
         a = a.copy()
         start_rms, done = None, 0
         for _ in range(iterations):
@@ -245,41 +271,43 @@ class DenseFitter:
             if start_rms is None:
                 start_rms = float(np.sqrt((r2**2).sum(1).mean()))
             # dc/d(omega) = -[Rm]x ; dc/dt = I ; dc/da = R E
-            PR = Jp @ R  # (N, 2, 3)
-            J_a = np.matmul(PR, E)  # (N, 2, K)
-            J_w = -Jp @ _skew(Rm)  # (N, 2, 3)
-            J = np.concatenate([J_w, Jp, J_a], axis=2) * sw[:, None, None]
-            Jf = J.reshape(-1, 6 + K)
-            rf = (r2 * sw[:, None]).reshape(-1)
-            H = Jf.T @ Jf
-            g = Jf.T @ rf
-            if active is not None:  # the primary stage: openings (pairs of points) as a term of their own
-                Jo = (J[self.pairs[:, 0]] - J[self.pairs[:, 1]]) * self.pair_scale[:, None, None]
-                ro = (r2[self.pairs[:, 0]] - r2[self.pairs[:, 1]]) * self.pair_weight[:, None]
-                Jo = Jo.reshape(-1, 6 + K)
-                H += Jo.T @ Jo
-                g += Jo.T @ ro.reshape(-1)
-            if z_obs is not None and cfg.w_depth > 0:
+            np.matmul(Jp, _skew(-Rm), out=J2[:, :, :3])
+            J2[:, :, 3:6] = Jp
+            np.matmul(Jp @ R, E, out=J2[:, :, 6:])
+            J2 *= sw[:, None, None]
+            res[: 2 * N] = (r2 * sw[:, None]).ravel()
+            row = 2 * N
+            if depth:  # relative depth about the mean, against MediaPipe's: evidence for the pose only
                 d = -c[:, 2]
                 dm = d.mean()
-                zm = (d - dm) * self.camera.focal / dm  # model depth in pixels about its mean
-                dz = np.concatenate([J_w_depth(Rm), np.tile([0.0, 0.0, -1.0], (len(c), 1)),
-                                     -np.matmul(R[2], E)], axis=1)
-                dz = (dz - dz.mean(0)) * self.camera.focal / dm
-                sd = np.sqrt(cfg.w_depth * w)
-                dzw, rz = dz * sd[:, None], (zm - z_obs) * sd
-                H += dzw.T @ dzw
-                g += dzw.T @ rz
+                Jd = np.empty((N, 6))
+                Jd[:, :3] = J_w_depth(Rm)
+                Jd[:, 3:6] = (0.0, 0.0, -1.0)
+                Jd -= Jd.mean(0)
+                Jd *= (self.sqrt_depth_weights * focal / dm)[:, None]
+                rd = ((d - dm) * focal / dm - z_obs) * self.sqrt_depth_weights
+            if len(pairs):  # the primary stage: openings (pairs of points) as a term of their own
+                Jo = A[row:].reshape(len(pairs), 2, P)
+                np.subtract(J2[pairs[:, 0]], J2[pairs[:, 1]], out=Jo)
+                Jo *= self.pair_scale[:, None, None]
+                res[row:] = ((r2[pairs[:, 0]] - r2[pairs[:, 1]]) * self.pair_weight[:, None]).ravel()
+            H = syrk(1.0, A.T)  # upper triangle of A^T A (A.T is Fortran-ordered: no copy)
+            g = A.T @ res
+            if depth:
+                H[:6, :6] += Jd.T @ Jd
+                g[:6] += Jd.T @ rd
             # priors on the expressions: previous frame, encoder, per-shape L2 (diagonal terms)
+            diag = np.full(P, 1e-6)
             for weight, target in ((cfg.w_previous if prev else 0.0, a_prev), (cfg.w_encoder, enc_exp),
                                    (l2w, l2_target)):
                 weight = np.broadcast_to(np.asarray(weight, np.float64), a.shape)[idx]
-                H[6:, 6:] += np.diag(weight)
+                diag[6:] += weight
                 g[6:] += weight * (a[idx] - target[idx])
             if prev is not None:  # damp the pose step (Levenberg-Marquardt style) and pull it to the last frame
-                H[:6, :6] += cfg.w_pose_previous * np.eye(6)
+                diag[:6] += cfg.w_pose_previous
                 g[3:6] += cfg.w_pose_previous * 0.01 * (t - prev["trans"])
-            step = -np.linalg.solve(H + 1e-6 * np.eye(6 + K), g)
+            H[np.diag_indices(P)] += diag
+            step = -_solve_upper(H, g)
             R = _rodrigues(step[:3]) @ R
             t = t + step[3:6]
             a[idx] = np.clip(a[idx] + step[6:], 0.0, 1.0)
