@@ -41,7 +41,7 @@ SECONDARY_SHAPES = {"mouthLowerDown_L": 4.0, "mouthLowerDown_R": 4.0, "mouthUppe
 
 @dataclass
 class FitConfig:
-    iterations: int = 3
+    iterations: int = 2
     w_eyelid: float = 2.0  # per-point weights of the 2D term (others 1)
     w_inner_lip: float = 4.0
     w_oval: float = 0.25
@@ -74,7 +74,7 @@ class FitConfig:
     # eyeBlink, not to the shapes that imitate them (mouthUpperUp, mouthFunnel, noseSneer, eyeSquint).
     w_opening_lips: float = 100.0
     w_opening_lids: float = 100.0
-    identity_lids: float = 0.3  # the lid margins are mostly eyeBlink's: their share in the identity evidence
+    identity_lids: float = 0.4  # the lid margins are mostly eyeBlink's: their share in the identity evidence
     photo_rounds: int = 2  # a photo: identity and pose/expressions solved in turn this often
     tolerance: float = 1e-3  # stop when no step entry (rad, cm, weight) exceeds this
 
@@ -96,13 +96,6 @@ class FitInfo:
     rms_px: float  # weighted-free RMS of the 2D residual after the fit
     start_rms_px: float
     calibrating: bool
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-    """(N, 3) -> (N, 3, 3) cross-product matrices."""
-    z = np.zeros(len(v))
-    return np.stack([np.stack([z, -v[:, 2], v[:, 1]], -1), np.stack([v[:, 2], z, -v[:, 0]], -1),
-                     np.stack([-v[:, 1], v[:, 0], z], -1)], 1)
 
 
 def J_w_depth(v: np.ndarray) -> np.ndarray:
@@ -271,7 +264,10 @@ class DenseFitter:
             if start_rms is None:
                 start_rms = float(np.sqrt((r2**2).sum(1).mean()))
             # dc/d(omega) = -[Rm]x ; dc/dt = I ; dc/da = R E
-            np.matmul(Jp, _skew(-Rm), out=J2[:, :, :3])
+            Jw = J2[:, :, :3]  # each row of Jp times [-Rm]x: the cross product Rm x row
+            Jw[..., 0] = Rm[:, None, 1] * Jp[..., 2] - Rm[:, None, 2] * Jp[..., 1]
+            Jw[..., 1] = Rm[:, None, 2] * Jp[..., 0] - Rm[:, None, 0] * Jp[..., 2]
+            Jw[..., 2] = Rm[:, None, 0] * Jp[..., 1] - Rm[:, None, 1] * Jp[..., 0]
             J2[:, :, 3:6] = Jp
             np.matmul(Jp @ R, E, out=J2[:, :, 6:])
             J2 *= sw[:, None, None]
