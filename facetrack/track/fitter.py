@@ -5,12 +5,12 @@ rotation increment (3), translation (3) and the expression weights (53, kept in 
 pixels: the 2D reprojection of the 468 landmarks at their surface points (facetrack.model.correspondence),
 with eyelid and inner-lip points weighted up so blinks and mouth shapes are observable and the face-oval
 points (which sit on the silhouette, not on fixed skin) weighted down; their depth relative to the face's
-mean depth (evidence for the pose only: as evidence for expressions it made them worse); pulls towards the
+mean depth (evidence for the rotation only: as evidence for expressions it made them worse); pulls towards the
 previous frame (smoothness) and the encoder (a weak prior); a per-shape L2 on the expressions (sparsity: no
 shape without evidence; shapes that imitate a bigger one or that the landmarks barely see pay more). It
 runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, with the openings of lips and lids as a
 term of their own, then all, the primaries held. All Jacobians are analytic, on precomputed landmark rows
-of the bases: about 2.5 ms a frame on one core.
+of the bases: about 2 ms a frame on one core.
 
 Identity is not re-guessed every frame. In a stream, the first frames calibrate the person from a separate
 solve with expressions held near zero (jawOpen and the blinks stay free: talking and blinking are not
@@ -272,26 +272,23 @@ class DenseFitter:
             np.matmul(Jp @ R, E, out=J2[:, :, 6:])
             J2 *= sw[:, None, None]
             res[: 2 * N] = (r2 * sw[:, None]).ravel()
-            row = 2 * N
-            if depth:  # relative depth about the mean, against MediaPipe's: evidence for the pose only
-                d = -c[:, 2]
+            if depth:  # relative depth about the mean, against MediaPipe's: evidence for the rotation only (a
+                d = -c[:, 2]  # translation moves all depths alike, which the mean removes)
                 dm = d.mean()
-                Jd = np.empty((N, 6))
-                Jd[:, :3] = J_w_depth(Rm)
-                Jd[:, 3:6] = (0.0, 0.0, -1.0)
+                Jd = J_w_depth(Rm)
                 Jd -= Jd.mean(0)
                 Jd *= (self.sqrt_depth_weights * focal / dm)[:, None]
                 rd = ((d - dm) * focal / dm - z_obs) * self.sqrt_depth_weights
             if len(pairs):  # the primary stage: openings (pairs of points) as a term of their own
-                Jo = A[row:].reshape(len(pairs), 2, P)
+                Jo = A[2 * N :].reshape(len(pairs), 2, P)
                 np.subtract(J2[pairs[:, 0]], J2[pairs[:, 1]], out=Jo)
                 Jo *= self.pair_scale[:, None, None]
-                res[row:] = ((r2[pairs[:, 0]] - r2[pairs[:, 1]]) * self.pair_weight[:, None]).ravel()
+                res[2 * N :] = ((r2[pairs[:, 0]] - r2[pairs[:, 1]]) * self.pair_weight[:, None]).ravel()
             H = syrk(1.0, A.T)  # upper triangle of A^T A (A.T is Fortran-ordered: no copy)
             g = A.T @ res
             if depth:
-                H[:6, :6] += Jd.T @ Jd
-                g[:6] += Jd.T @ rd
+                H[:3, :3] += Jd.T @ Jd
+                g[:3] += Jd.T @ rd
             # priors on the expressions: previous frame, encoder, per-shape L2 (diagonal terms)
             diag = np.full(P, 1e-6)
             for weight, target in ((cfg.w_previous if prev else 0.0, a_prev), (cfg.w_encoder, enc_exp),
