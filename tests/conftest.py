@@ -44,10 +44,15 @@ def landmarker(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_file(ict_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The model built through the real CLI into a session cache folder."""
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model built through the real CLI into a session cache folder. Without $FACETRACK_ICT, the model
+    already built in the user cache ($FACETRACK_HOME): a GPU machine may carry only that file."""
+    from facetrack import paths
     from facetrack.cli import main
 
+    if not os.environ.get("FACETRACK_ICT") and paths.model_path().is_file():
+        return paths.model_path()
+    ict_dir = _env_dir("FACETRACK_ICT")
     home = tmp_path_factory.mktemp("facetrack_home")
     out = home / "ict_face_model.npz"
     assert main(["model", "build", "--ict", str(ict_dir), "--out", str(out)]) == 0

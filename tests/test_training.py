@@ -115,9 +115,30 @@ def test_train_resume_export(cache: Path, face: FaceModel, model_file: Path, tmp
         tuned_levels = tuned.model(tuned.model.params(x_tuned))
     assert torch.allclose(x_tuned, x_app, atol=1e-6)
     assert torch.allclose(tuned_levels.v_final, app.v_final, atol=1e-4)
+    # The appearance anchor: the frozen init encoder's reflectance and lighting are the target, so the term
+    # is zero before the first update and grows once the student moves.
+    anchored = Trainer(load_config(None, [*TINY, f"init={out}", "weights.anchor=1.0"]), cache, tmp_path / "anc",
+                       model_file, refl)
+    steps = [anchored.train_step(batch) for _ in range(3)]
+    assert steps[0]["anchor"] == pytest.approx(0.0, abs=1e-10) and steps[2]["anchor"] > 1e-8
     with pytest.raises(FacetrackError, match="init weights"):
         Trainer(load_config(None, [*TINY, f"init={out}", "correctives.n_geometry=9"]), cache, tmp_path / "t2",
                 model_file, refl)
+
+
+def test_resume_drops_log_rows_after_the_checkpoint(cache: Path, model_file: Path, tmp_path: Path) -> None:
+    """A run killed after its last checkpoint runs those steps again: their old rows must not stay twice."""
+    cfg = load_config(None, TINY)
+    run = tmp_path / "run"
+    train(cfg, cache, run, model_file, progress=False)
+    stages = np.genfromtxt(run / "log.csv", delimiter=",", names=True)["stage"]
+    assert (stages == 2).sum() == 8
+    Trainer(cfg, cache, run, model_file).resume(run / "stage1.pt")  # as if killed just after stage 1
+    log = np.genfromtxt(run / "log.csv", delimiter=",", names=True)
+    val = np.genfromtxt(run / "val.csv", delimiter=",", names=True)
+    assert (log["stage"] == 1).sum() == 24 and (log["stage"] == 2).sum() == 0 and (val["stage"] == 1).all()
+    with pytest.raises(FacetrackError, match="photometric"):
+        Trainer(load_config(None, [*TINY, "photometric=pixels"]), cache, tmp_path / "bad", model_file)
 
 
 def test_nan_names_the_term(cache: Path, model_file: Path, tmp_path: Path) -> None:

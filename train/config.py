@@ -48,6 +48,7 @@ class TrainConfig:
     max_val: int = 500  # validation images used at most
     seed: int = 0
     device: str = "auto"  # cuda when available
+    photometric: str = "auto"  # auto (rasterized by nvdiffrast on CUDA, point-sampled elsewhere), points, raster
     weights: LossWeights = field(default_factory=LossWeights)  # loss weights
     augment: Augment = field(default_factory=Augment)
     init: str | None = None  # a weights folder to fine-tune from

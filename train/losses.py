@@ -41,6 +41,10 @@ class LossWeights:
     distill: float = 0.0  # towards the fit's parameters: expressions, identity (in sigmas), rotation (radians)
     distill_identity: float = 0.1  # share of the identity part in `distill`
     distill_expression: float = 1.0  # and of the expressions' mean squared error (53: their sum)
+    # Learning without forgetting when fine-tuning (`init`): the base reflectance (in sigmas) and the SH
+    # lighting stay near what the init encoder says for the same crop, so that distilling the geometry does
+    # not drag the base level's colours along (the app's fit keeps the encoder's reflectance and lighting).
+    anchor: float = 0.0
 
 
 def laplacian(x: torch.Tensor, ring_rows: torch.Tensor, ring_cols: torch.Tensor, ring_deg: torch.Tensor
@@ -93,6 +97,12 @@ class TrainingLoss(nn.Module):
         per = e + self.w.distill_identity * i + r
         return (per * batch["labelled"]).sum() / batch["labelled"].sum().clamp(min=1.0)
 
+    def anchor_term(self, p: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Squared distance of base reflectance (in sigmas) and lighting to the init encoder's prediction."""
+        refl = (((p["beta"] - t["beta"]) / self.model.refl_sigma) ** 2).mean(-1)
+        light = ((p["gamma"] - t["gamma"]) ** 2).flatten(1).mean(-1)
+        return (refl + light).mean()
+
     def image_terms(self, v: View, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.table.slide(v, batch["landmarks"], self.camera)
         lm = landmark_loss(landmark_points(v, idx), batch["landmarks"], batch["confidence"]).mean()
@@ -130,6 +140,8 @@ class TrainingLoss(nn.Module):
         if "pseudo" in batch and (self.w.dense or self.w.distill):
             terms["dense"] = self.dense_term(vb, batch)
             terms["distill"] = self.distill_term(p, batch)
+        if "anchor" in batch and self.w.anchor:
+            terms["anchor"] = self.anchor_term(p, self.model.params(batch["anchor"]))
         if stage == 2:
             lm_f, terms["photo_final"] = self.image_terms(vf, batch)
             terms["landmark"] = 0.5 * (terms["landmark"] + lm_f)

@@ -9,6 +9,7 @@ Resumes from RUN/ckpt_last.pt when it exists. Writes RUN/config.yaml (the resolv
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import os
 import sys
@@ -33,7 +34,7 @@ from train.data import CropDataset
 from train.losses import TrainingLoss
 
 TERMS = ("landmark", "photo_base", "photo_final", "prior", "smooth", "stabilize", "sparsity", "constancy", "dense",
-         "distill")
+         "distill", "anchor")
 LOG_FIELDS = ("stage", "step", "epoch", "time_s", "total", *TERMS)  # stage 1 leaves the corrective terms empty
 
 
@@ -97,10 +98,15 @@ class Trainer:
         c = cfg.correctives
         self.model = MultiLevelModel(face, c.n_geometry, c.n_reflectance, c.kind).to(self.device)
         self.encoder = Encoder(self.model.layout, cfg.encoder).to(self.device)
+        self.teacher: Encoder | None = None  # the init encoder, frozen: target of the anchor term
         if cfg.init:
             self._init_from(Path(cfg.init))
+            if cfg.weights.anchor:
+                self.teacher = copy.deepcopy(self.encoder).requires_grad_(False)
         self.loss = TrainingLoss(face, self.model, Camera(), cfg.weights).to(self.device)
-        if self.device.type == "cuda":
+        if cfg.photometric not in ("auto", "points", "raster"):
+            raise FacetrackError(f"photometric must be auto, points or raster, not {cfg.photometric!r}")
+        if cfg.photometric == "raster" or (cfg.photometric == "auto" and self.device.type == "cuda"):
             from facetrack.render.raster_nv import NvdiffrastRasterizer
 
             self.loss.raster = NvdiffrastRasterizer(self.loss.camera.width, self.loss.camera.height)
@@ -151,8 +157,25 @@ class Trainer:
         self.optimizer = make_optimizer(self.cfg, self.encoder, self.model, self.stage)
         self.optimizer.load_state_dict(st["optimizer"])
         self.val_history = st["val_history"]
-        torch.set_rng_state(st["rng"])
+        torch.set_rng_state(st["rng"].cpu())  # map_location moved it to the device
         self.t0 = time.time() - st.get("elapsed_s", 0.0)
+        for name in ("log.csv", "val.csv"):  # steps after the checkpoint are run again: drop their old rows
+            self._truncate_log(self.out / name)
+
+    def _truncate_log(self, path: Path) -> None:
+        if not path.is_file():
+            return
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+            fields = list(rows[0]) if rows else None
+        keep = [r for r in rows if (int(r["stage"]), int(r["step"])) <= (self.stage, self.step)]
+        if fields and len(keep) < len(rows):
+            tmp = path.with_name(path.name + ".tmp")
+            with tmp.open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=fields)
+                w.writeheader()
+                w.writerows(keep)
+            os.replace(tmp, path)
 
     def _log(self, row: dict, name: str, fieldnames: tuple[str, ...] | None = None) -> None:
         path = self.out / name
@@ -165,6 +188,9 @@ class Trainer:
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
+        if self.teacher is not None:
+            with torch.no_grad():  # train mode like the student: batch statistics, the same output at step 0
+                batch["anchor"] = self.teacher(batch["image"])
         terms, _ = self.loss(self.encoder(batch["image"]), batch, self.stage)
         for name, value in terms.items():
             if not torch.isfinite(value):

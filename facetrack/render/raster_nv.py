@@ -5,10 +5,28 @@ The context is created lazily on first use, so importing this module costs nothi
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import nn
 
 from facetrack.errors import FacetrackError
+
+
+def _build_plugin() -> None:
+    """Build (first use) and import nvdiffrast's CUDA plugin. nvdiffrast 0.3.3 builds it with torch's
+    cpp_extension.load and then imports it by name, but recent torch no longer puts the build folder on
+    sys.path, so that import fails right after a good build (NVlabs/nvdiffrast#228): add the folder, retry."""
+    from nvdiffrast.torch import ops
+    from torch.utils import cpp_extension
+
+    try:
+        ops._get_plugin()
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("nvdiffrast_plugin"):
+            raise
+        sys.path.insert(0, cpp_extension._get_build_directory(e.name, False))
+        ops._get_plugin()
 
 
 class NvdiffrastRasterizer(nn.Module):
@@ -27,6 +45,7 @@ class NvdiffrastRasterizer(nn.Module):
                 import nvdiffrast.torch as dr
             except ImportError:
                 raise FacetrackError("nvdiffrast is not installed: pip install -e '.[cuda]'") from None
+            _build_plugin()
             self._ctx = dr.RasterizeCudaContext(device=device)
         return self._ctx
 
