@@ -146,3 +146,34 @@ def test_nvdiffrast_matches_gl(model: MultiLevelModel, face: FaceModel) -> None:
     out, msk = nv(Camera().clip(v), model.triangles.cuda(), vw.color.cuda())
     out.sum().backward()
     assert torch.isfinite(v.grad).all() and v.grad.abs().sum() > 0
+
+
+def test_rasterized_photometric_counts_only_the_photometric_mask(model: MultiLevelModel) -> None:
+    """The training term that runs with nvdiffrast on CUDA, here through the CPU rasterizer (same interface):
+    an image equal to the render except where the photometric mask is zero (hole rims, painted black)
+    costs nothing; the same image with the whole face painted over costs about its colour distance."""
+    from train.losses import rasterized_photometric
+
+    gl = GLRasterizer(240, 240, supersample=1)
+
+    def raster(clip, tris, attrs):
+        out = [gl.render(c.numpy(), tris.numpy(), a.numpy()) for c, a in zip(clip, attrs, strict=True)]
+        return torch.from_numpy(np.stack([o[0] for o in out])), torch.from_numpy(np.stack([o[1] for o in out]))
+
+    vw = _mean_view(model)
+    cam = Camera()
+    weight = model.photo_mask
+    both = torch.cat([vw.color, weight[None, :, None]], -1)
+    out, cov = raster(cam.clip(vw.v_cam), model.triangles, both)
+    image = out[..., :3].clone()
+    image[out[..., 3] <= 1e-6] = 0.0  # rims and background black
+    img = image.permute(0, 3, 1, 2)
+    assert ((cov > 0.5) & (out[..., 3] <= 1e-6)).sum() > 500  # there are rim pixels to ignore
+    err = rasterized_photometric(raster, cam, vw, model.triangles, img, weight)
+    assert float(err) < 1e-4
+    grey = torch.full_like(img, 0.5)
+    far = rasterized_photometric(raster, cam, vw, model.triangles, grey, weight)
+    inner = (weight > 0) & vw.visible[0]
+    expect = (vw.color[0][inner] - 0.5).norm(dim=-1).mean()
+    assert abs(float(far) - float(expect)) < 0.25 * float(expect)
+    gl.release()

@@ -41,6 +41,7 @@ class LossWeights:
     distill: float = 0.0  # towards the fit's parameters: expressions, identity (in sigmas), rotation (radians)
     distill_identity: float = 0.1  # share of the identity part in `distill`
     distill_expression: float = 1.0  # and of the expressions' mean squared error (53: their sum)
+    distill_primary: float = 0.0  # and of the squared error of the fit's primary shapes (jawOpen, blinks) on top
     # Learning without forgetting when fine-tuning (`init`): the base reflectance (in sigmas) and the SH
     # lighting stay near what the init encoder says for the same crop, so that distilling the geometry does
     # not drag the base level's colours along (the app's fit keeps the encoder's reflectance and lighting).
@@ -77,6 +78,9 @@ class TrainingLoss(nn.Module):
         self.register_buffer("dense_bary", torch.from_numpy(corr.bary.astype("float32")))
         weights = landmark_weights(FitConfig(), len(corr.tri)).astype("float32")
         self.register_buffer("dense_w", torch.from_numpy(weights))
+        names = list(face.exp_names)
+        self.register_buffer("primary", torch.tensor([names.index(n) for n in FitConfig().primary_shapes
+                                                          if n in names], dtype=torch.long))
 
     def dense_term(self, v: View, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Weighted squared distance (crop px) of the 468 correspondence points to MediaPipe's, per labelled image."""
@@ -91,7 +95,8 @@ class TrainingLoss(nn.Module):
         t = self.model.params(batch["pseudo"])
         rot = t["rot"].clone()
         rot[:, 2] = rot[:, 2] + batch["roll_add"]
-        e = self.w.distill_expression * ((p["alpha_exp"] - t["alpha_exp"]) ** 2).mean(-1)
+        d2 = (p["alpha_exp"] - t["alpha_exp"]) ** 2
+        e = self.w.distill_expression * d2.mean(-1) + self.w.distill_primary * d2[:, self.primary].sum(-1)
         i = (((p["alpha_id"] - t["alpha_id"]) / self.model.id_sigma) ** 2).mean(-1)
         r = ((p["rot"] - rot) ** 2).sum(-1)
         per = e + self.w.distill_identity * i + r
@@ -107,7 +112,8 @@ class TrainingLoss(nn.Module):
         idx = self.table.slide(v, batch["landmarks"], self.camera)
         lm = landmark_loss(landmark_points(v, idx), batch["landmarks"], batch["confidence"]).mean()
         if self.raster is not None:
-            photo = rasterized_photometric(self.raster, self.camera, v, self.model.triangles, batch["image"])
+            photo = rasterized_photometric(self.raster, self.camera, v, self.model.triangles, batch["image"],
+                                           self.model.photo_mask)
         else:
             photo = photometric_l21(batch["image"], v, self.model.photo_mask).mean()
         return lm, photo
@@ -156,9 +162,14 @@ class TrainingLoss(nn.Module):
         return sum(getattr(self.w, k) * v for k, v in terms.items())
 
 
-def rasterized_photometric(raster, camera: Camera, v: View, triangles: torch.Tensor, image: torch.Tensor
-                           ) -> torch.Tensor:
-    """Dense photometric l2,1 over covered pixels of the rasterized level (nvdiffrast, CUDA)."""
-    rgb, mask = raster(camera.clip(v.v_cam), triangles, v.color)
+def rasterized_photometric(raster, camera: Camera, v: View, triangles: torch.Tensor, image: torch.Tensor,
+                           vertex_weight: torch.Tensor) -> torch.Tensor:
+    """Dense photometric l2,1 over the rasterized level's pixels (nvdiffrast, CUDA), each pixel weighted by
+    the interpolated per-vertex weight: the photometric mask, as the point-sampled term uses. Without it the
+    rims of the eye and mouth holes are compared with lashes, pupils and teeth, and the reflectance
+    correctives learn dark rings there."""
+    attrs = torch.cat([v.color, vertex_weight[None, :, None].expand(v.color.shape[0], -1, 1)], dim=-1)
+    out, mask = raster(camera.clip(v.v_cam), triangles, attrs)
+    rgb, w = out[..., :3], out[..., 3]
     diff = (rgb - image.permute(0, 2, 3, 1) * mask[..., None]).norm(dim=-1)
-    return ((diff * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1.0)).mean()
+    return ((diff * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1.0)).mean()
