@@ -93,8 +93,14 @@ def test_train_resume_export(cache: Path, face: FaceModel, model_file: Path, tmp
 
     # Export, then load exactly what the app loads: same outputs (correctives stored in float16).
     out = tmp_path / "weights"
-    card = export(run, refl, out, model_file)
+    bench = Path(__file__).parents[1] / "docs" / "results" / "bench.json"  # the committed CPU bench
+    card = export(run, refl, out, model_file, bench_files=[bench])
     assert card["onnx_max_abs_diff"] < 1e-3 and (out / "validation.png").is_file() and (out / "curves.png").is_file()
+    assert card["hardware"]["cpu_count"] >= 1 and "cuda" in card["hardware"]
+    speed = {r["backend"]: r for r in card["encoder_speed_batch1"]}
+    assert speed["onnxruntime-cpu"]["ms"] > 0 and "Encoder speed, batch 1" in (out / "model_card.md").read_text()
+    with pytest.raises(FacetrackError, match="bench file"):
+        export(run, refl, tmp_path / "w2", model_file, bench_files=[tmp_path / "missing.json"])
     w = load_weights(out, face=FaceModel.load(model_file))
     trainer.resume(run / "ckpt_last.pt")  # the state that was exported (the steps above moved it on)
     trainer.encoder.eval()

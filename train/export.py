@@ -38,8 +38,23 @@ def git_commit() -> str:
         return "unknown"
 
 
+def encoder_speed(bench_files: list[Path]) -> list[dict]:
+    """Batch-1 encoder rows of `facetrack bench` JSON files, with the machine each ran on."""
+    rows = []
+    for path in bench_files:
+        try:
+            doc = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise FacetrackError(f"cannot read bench file {path}: {e}") from None
+        m = doc.get("machine", {})
+        where = m.get("cuda") or f"{m.get('cpu_count', '?')}-core CPU ({m.get('processor', '?')})"
+        rows += [{"backend": r["backend"], "machine": where, "ms": round(r["ms_per_frame"], 3),
+                  "hz": round(r["hz"])} for r in doc.get("rows", []) if r["part"] == "encoder" and r["batch"] == 1]
+    return rows
+
+
 def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = None, half: bool = True,
-           renders: int = 6) -> dict:
+           renders: int = 6, bench_files: list[Path] | None = None) -> dict:
     ckpt_path = run / "ckpt_last.pt"
     if not ckpt_path.is_file():
         raise FacetrackError(f"no checkpoint in {run}")
@@ -74,6 +89,8 @@ def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = No
         "loss_weights": cfg.changed_weights(),
         "iterations": {"stage1": cfg.stage1_steps, "stage2": cfg.stage2_steps},
         "wall_time_s": float(log[-1][3]) if log else None, "device": cfg.device,
+        "hardware": json.loads((run / "machine.json").read_text()) if (run / "machine.json").is_file() else None,
+        "encoder_speed_batch1": encoder_speed(bench_files or []),
         "data": {"cache": str(cache), "accepted": index["counts"], "rejected": index["rejected"]},
         "reflectance": str(np.load(reflectance)["meta"]) if "meta" in np.load(reflectance) else "",
         "validation": st["val_history"][-1] if st["val_history"] else None,
@@ -95,7 +112,7 @@ def model_card_markdown(card: dict) -> str:
         f"{card['iterations']['stage2']} steps, batch {card['batch_size']}, optimizer {card['optimizer']}",
         f"- started from: {card.get('init') or 'scratch'}; augmentation: {card.get('augment') or 'none'}; "
         f"loss weights changed from the defaults: {card.get('loss_weights') or 'none'}",
-        f"- device: {card['device']}; wall time {card['wall_time_s']} s",
+        f"- device: {card['device']}; wall time {card['wall_time_s']} s; hardware: {card.get('hardware') or '-'}",
         f"- data: {card['data']['accepted']} accepted crops from `{card['data']['cache']}`; "
         f"rejected {card['data']['rejected']}",
         f"- base reflectance model: {card['reflectance']}",
@@ -106,6 +123,12 @@ def model_card_markdown(card: dict) -> str:
         f"| photometric error, final level | {first.get('photo_final', '-')} | {v.get('photo_final', '-')} | 0.072 |",
         f"| landmark error (crop px, 240 crop) | {first.get('landmark_px', '-')} | {v.get('landmark_px', '-')} | - |",
         "", "Photometric error: mean over visible vertices of the Euclidean RGB distance, RGB in [0, 1].", "",
+    ]
+    if speed := card.get("encoder_speed_batch1"):
+        lines += ["## Encoder speed, batch 1 (`facetrack bench`; FML: 4 ms, 250 Hz)", "",
+                  "| backend | machine | ms per frame | Hz |", "| --- | --- | --- | --- |",
+                  *[f"| {r['backend']} | {r['machine']} | {r['ms']} | {r['hz']} |" for r in speed], ""]
+    lines += [
         "![training curves](curves.png)", "", "![validation: input, base, final, albedo, error](validation.png)", "",
     ]
     return "\n".join(lines)
@@ -119,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("weights"))
     ap.add_argument("--model", type=Path)
     ap.add_argument("--full-precision", action="store_true", help="keep correctives in float32")
+    ap.add_argument("--bench", type=Path, action="append", default=[],
+                    help="a `facetrack bench` JSON file whose batch-1 encoder rows go into the card (repeatable)")
     args = ap.parse_args(argv)
     try:
-        card = export(args.run, args.reflectance, args.out, args.model, half=not args.full_precision)
+        card = export(args.run, args.reflectance, args.out, args.model, half=not args.full_precision,
+                      bench_files=args.bench)
     except FacetrackError as e:
         print(f"export: error: {e}", file=sys.stderr)
         return 2

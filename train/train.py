@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import json
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from facetrack.errors import FacetrackError
+from facetrack.evaluation.hardware import machine
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.net.encoder import Encoder
@@ -124,6 +126,7 @@ class Trainer:
         self.optimizer = make_optimizer(cfg, self.encoder, self.model, 1)
         self.history: list[dict] = []
         self.val_history: list[dict] = []
+        (out / "machine.json").write_text(json.dumps(machine(), indent=1))  # the model card's hardware
         (out / "config.yaml").write_text(yaml.safe_dump({**cfg.to_dict(), "cache": str(cache),
                                                          "model_file": str(model_file),
                                                          "reflectance": str(reflectance)}))

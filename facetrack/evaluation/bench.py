@@ -14,8 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
-import platform
 import statistics
 import time
 import warnings
@@ -27,6 +25,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from facetrack.app.packets import INFERENCE_THREADS, WINDOW_NEEDS
+from facetrack.evaluation.hardware import machine
 from facetrack.model.layout import ParamLayout
 from facetrack.net.encoder import Encoder
 from facetrack.net.weights import Weights
@@ -328,19 +327,6 @@ def window_pipeline(pipeline, video: Path, frames: int) -> dict:
     return {"frames": len(work), "ms_per_frame": float(np.mean(work)), "dropped": mailbox.dropped,
             "stages_ms": {k: float(np.mean(v)) for k, v in stages.items()},
             "latency_ms": {"median": float(np.median(lat)), "p90": float(np.percentile(lat, 90))}}
-
-
-def machine() -> dict:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-    try:
-        import onnxruntime
-
-        info["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
-    return info
 
 
 def run_bench(tracker: Tracker, video: Path | None, frames: int = 150) -> dict:
