@@ -75,7 +75,8 @@ def _synth(args: argparse.Namespace) -> None:
 
     face = FaceModel.load(Path(args.model) if args.model else None)
     bg = Path(args.backgrounds) if args.backgrounds else None
-    out = generate(face, Path(args.out), args.n, bg, SynthConfig(seed=args.seed))
+    ranges = {a: getattr(args, a) for a in ("yaw", "pitch", "roll") if getattr(args, a) is not None}
+    out = generate(face, Path(args.out), args.n, bg, SynthConfig(seed=args.seed, **ranges))
     print(f"wrote {args.n} samples to {out}")
 
 
@@ -388,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("-n", type=positive_int, default=300)
     synth.add_argument("--backgrounds", help="folder of real photos to render over")
     synth.add_argument("--seed", type=non_negative_int, default=0)
+    for axis in ("yaw", "pitch", "roll"):
+        synth.add_argument(f"--{axis}", type=float, help=f"head {axis} drawn uniformly from +-this many degrees "
+                           "(default: render.synthetic.SynthConfig)")
     synth.add_argument("--model")
     synth.set_defaults(func=_synth)
 

@@ -204,6 +204,24 @@ def test_labelled_cache_and_distillation(face: FaceModel, model_file: Path, weig
     assert "labels" in index and sum(index["counts"].values()) >= 12
     with pytest.raises(FacetrackError, match="built with --landmarker"):
         prepare(cache, [src], progress=False)
+    # Synthetic faces join a labelled cache with their exact labels (wide yaw, which photos lack).
+    from facetrack.model.correspondence import MP68
+    from facetrack.model.layout import ParamLayout
+    from facetrack.render.synthetic import SynthConfig
+
+    synth = generate(face, tmp_path / "synth", 4, src, SynthConfig(seed=3, yaw=70))
+    before = sum(index["counts"].values())
+    index = prepare(cache, [synth], val_fraction=0.0, progress=False, tracker=tracker)
+    assert sum(index["counts"].values()) == before + 4
+    every = CropDataset(cache, "train")
+    mine = np.flatnonzero(["synth/" in n for n in every.names])
+    z = np.load(synth / "synth.npz")
+    lay, made = tracker.model.layout.slices(), ParamLayout(*z["layout"]).slices()
+    assert np.allclose(every.pseudo[mine][:, lay["alpha_exp"]], z["params"][:, made["alpha_exp"]], atol=1e-6)
+    assert np.allclose(every.pseudo[mine][:, lay["rot"]], z["params"][:, made["rot"]], atol=1e-6)
+    assert np.abs(np.degrees(z["params"][:, made["rot"]][:, 1])).max() <= 70
+    inner = np.linalg.norm(every.dense[mine][:, MP68[17:]] - every.landmarks[mine][:, 17:], axis=-1)
+    assert np.median(inner) < 4.0  # the same exact face seen through both landmark sets, in crop pixels
     data = CropDataset(cache, "train")
     assert data.dense.shape == (len(data), 468, 2) and data.pseudo.shape[0] == len(data)
     batch = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))

@@ -28,11 +28,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from facetrack.errors import FacetrackError
 from facetrack.evaluation.split import VAL_FRACTION, image_group, is_val
 from facetrack.io.sources import IMAGE_EXTS, open_source
+from facetrack.model.layout import ParamLayout
 from facetrack.vision.crop import CROP_PER_FACE, CropBox, box_from_landmarks, crop
 from facetrack.vision.faces import Face, FaceFinder
 
@@ -101,11 +103,15 @@ def iter_source(src: Path, video_step: int, max_frames: int) -> Iterator[tuple[s
     """(item name, split group, RGB image or None when unreadable, extra) for each item of a source."""
     if src.is_dir() and (src / "synth.npz").is_file():
         z = np.load(src / "synth.npz")
+        labels = {"dense", "params", "layout"} <= set(z.files)  # exact labels (older synth folders lack them)
         for i, lm in enumerate(z["landmarks"]):
             path = src / "images" / f"{i:06d}.png"
             img = cv2.imread(str(path))
+            extra = {"landmarks": lm}
+            if labels:
+                extra.update(dense=z["dense"][i], params=z["params"][i], layout=z["layout"])
             yield (f"{src.name}/{path.name}", f"{src.name}/{i}",
-                   None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB), {"landmarks": lm})
+                   None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB), extra)
     elif src.is_dir():
         for path in sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
             name = image_group(src.name, str(path.relative_to(src)))
@@ -152,7 +158,20 @@ def process(rgb: np.ndarray, extra: dict, finder: FaceFinder, min_conf: float, m
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
     if not ok:
         return None, "jpeg encoding failed"
-    return {"jpeg": jpeg.tobytes(), "landmarks": face.landmarks, "confidence": face.confidence}, None
+    return {"jpeg": jpeg.tobytes(), "landmarks": face.landmarks, "confidence": face.confidence, "box": face.box}, None
+
+
+def synthetic_labels(item: dict, extra: dict, layout: ParamLayout) -> dict:
+    """A synthetic face's exact labels in the labelling model's layout: its 468 MediaPipe-equivalent points
+    moved into the crop, and its parameters (expressions, identity and rotation are what training uses; the
+    crop only scales and shifts the render, so they hold; correctives are zero)."""
+    n_id, n_exp, n_refl, n_cg, n_cr = (int(v) for v in extra["layout"])
+    x = torch.from_numpy(np.asarray(extra["params"], np.float32))[None]
+    p = ParamLayout(n_id, n_exp, n_refl, n_cg, n_cr).split(x)
+    p = {k: v for k, v in p.items() if not k.startswith("delta")}
+    box = item["box"]
+    return {**item, "dense": box.to_crop(np.asarray(extra["dense"], np.float32)),
+            "pseudo": layout.join(p)[0].numpy()}
 
 
 def process_tracked(rgb: np.ndarray, extra: dict, tracker, min_face: float) -> tuple[dict | None, str | None]:
@@ -221,10 +240,12 @@ def prepare(cache_dir: Path, sources: list[Path], video_step: int = 5, max_frame
                     continue
                 if tracker is not None and "landmarks" not in extra:
                     item, reason = process_tracked(rgb, extra, tracker, min_face)
-                elif tracker is not None:
-                    item, reason = None, "synthetic faces carry no pseudo-labels"
+                elif tracker is not None and "dense" not in extra:
+                    item, reason = None, "synthetic faces without exact labels (made by an older facetrack synth)"
                 else:
                     item, reason = process(rgb, extra, finder, min_conf, min_face)
+                    if item is not None and tracker is not None:
+                        item = synthetic_labels(item, extra, tracker.model.layout)
                 if item is None:
                     cache.reject(name, reason)
                 else:

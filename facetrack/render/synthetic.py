@@ -18,6 +18,7 @@ import torch
 
 from facetrack.errors import FacetrackError
 from facetrack.io.sources import IMAGE_EXTS
+from facetrack.model.correspondence import Correspondence
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.ict import feature_masks
 from facetrack.model.multilevel import MultiLevelModel
@@ -156,6 +157,9 @@ def silhouette_landmarks(face: FaceModel, v: View) -> np.ndarray:
     return idx
 
 
+LAYOUT_SIZES = ("alpha_id", "alpha_exp", "beta", "delta_g", "delta_r")  # synth.npz "layout", in this order
+
+
 def generate(face: FaceModel, out: Path, n: int, backgrounds: Path | None = None,
              cfg: SynthConfig | None = None, size: int = CROP_SIZE) -> Path:
     """Render n samples into out/images/*.png and out/synth.npz (parameters, vertices, landmarks)."""
@@ -163,7 +167,8 @@ def generate(face: FaceModel, out: Path, n: int, backgrounds: Path | None = None
     camera = Camera(size, size)
     raster = GLRasterizer(size, size, supersample=2)
     lay = gen.model.layout
-    xs, verts, albedos, lms, lm_idx = [], [], [], [], []
+    corr = Correspondence.load()
+    xs, verts, albedos, lms, lm_idx, dense = [], [], [], [], [], []
     (out / "images").mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         for i in range(n):
@@ -179,10 +184,12 @@ def generate(face: FaceModel, out: Path, n: int, backgrounds: Path | None = None
             albedos.append(albedo[0].numpy())
             lm_idx.append(idx)
             lms.append(vw.uv[0].numpy()[idx])
+            dense.append(corr.points(vw.uv[0].numpy()))  # where MediaPipe's 468 points project, exactly
     raster.release()
     np.savez(out / "synth.npz", params=np.stack(xs).astype(np.float32), vertices=np.stack(verts),
              albedo=np.stack(albedos).astype(np.float16), landmarks=np.stack(lms).astype(np.float32),
-             landmark_vertices=np.stack(lm_idx).astype(np.int32), focal=np.float32(camera.focal))
+             landmark_vertices=np.stack(lm_idx).astype(np.int32), focal=np.float32(camera.focal),
+             dense=np.stack(dense).astype(np.float32), layout=np.array([lay.sizes[k] for k in LAYOUT_SIZES]))
     meta = {"n": n, "size": size, "focal": camera.focal, "config": asdict(gen.cfg),
             "layout": lay.table(), "backgrounds": str(backgrounds) if backgrounds else None,
             "vertices": "base level, model frame, cm", "landmarks": "pixels in the crop, top-left origin"}
