@@ -124,7 +124,8 @@ def test_train_resume_export(cache: Path, face: FaceModel, model_file: Path, tmp
     # The appearance anchor: the frozen init encoder's reflectance and lighting are the target, so the term
     # is zero before the first update and grows once the student moves.
     anchored = Trainer(load_config(None, [*TINY, f"init={out}", "weights.anchor=1.0"]), cache, tmp_path / "anc",
-                       model_file, refl)
+                       model_file)  # no reflectance given: the init folder's, in which its encoder's weights mean
+    assert np.allclose(anchored.face.refl_mean, w.face.refl_mean)  # something (not the model file's placeholder)
     steps = [anchored.train_step(batch) for _ in range(3)]
     assert steps[0]["anchor"] == pytest.approx(0.0, abs=1e-10) and steps[2]["anchor"] > 1e-8
     with pytest.raises(FacetrackError, match="init weights"):

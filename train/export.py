@@ -78,7 +78,10 @@ def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = No
         idx = np.linspace(0, len(val) - 1, min(renders, len(val))).astype(int)
         images = torch.stack([val[int(i)]["image"] for i in idx])
         w.model.float()
-        validation_renders(w.model, w.encoder.float(), images, out / "validation.png")
+        try:
+            validation_renders(w.model, w.encoder.float(), images, out / "validation.png")
+        except FacetrackError as e:  # a headless training machine without OpenGL: the weights still count
+            print(f"export: validation renders skipped: {e}", file=sys.stderr)
     log = [ln.split(",") for ln in (run / "log.csv").read_text().splitlines()[1:]] if (run / "log.csv").exists() else []
     index = json.loads((cache / "index.json").read_text())
     card = {
@@ -95,6 +98,7 @@ def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = No
         "reflectance": str(np.load(reflectance)["meta"]) if "meta" in np.load(reflectance) else "",
         "validation": st["val_history"][-1] if st["val_history"] else None,
         "validation_history": st["val_history"], "onnx_max_abs_diff": onnx_err,
+        "validation_renders": (out / "validation.png").is_file(),
     }
     (out / "model_card.json").write_text(json.dumps(card, indent=1))
     (out / "model_card.md").write_text(model_card_markdown(card))
@@ -129,8 +133,10 @@ def model_card_markdown(card: dict) -> str:
                   "| backend | machine | ms per frame | Hz |", "| --- | --- | --- | --- |",
                   *[f"| {r['backend']} | {r['machine']} | {r['ms']} | {r['hz']} |" for r in speed], ""]
     lines += [
-        "![training curves](curves.png)", "", "![validation: input, base, final, albedo, error](validation.png)", "",
+        "![training curves](curves.png)", "",
     ]
+    if card.get("validation_renders", True):
+        lines += ["![validation: input, base, final, albedo, error](validation.png)", ""]
     return "\n".join(lines)
 
 

@@ -94,6 +94,9 @@ class Trainer:
                                    ("cpu" if want == "auto" else want))
         torch.manual_seed(cfg.seed)
         face = FaceModel.load(model_file)
+        if reflectance is None and cfg.init and (Path(cfg.init) / "reflectance.npz").is_file():
+            # Fine-tuning: the init encoder's reflectance weights mean something only in its own basis.
+            reflectance = Path(cfg.init) / "reflectance.npz"
         if reflectance is not None:
             face = load_reflectance(face, reflectance)
         self.face = face
