@@ -56,6 +56,22 @@ def test_fit_recovers_pose_and_expressions(face: FaceModel) -> None:
         assert abs(x[sl["alpha_exp"].start + names.index(name)] - v) < 0.1, name
 
 
+def test_fit_rotation_helpers_match_the_camera_module() -> None:
+    """The fit's scalar Euler and axis-angle helpers agree with the camera module's torch conventions."""
+    from facetrack.render.camera import euler_to_matrix, matrix_to_euler
+    from facetrack.track.fitter import _rodrigues, euler_matrix, matrix_euler
+
+    rng = np.random.default_rng(0)
+    for angles in rng.uniform(-1.4, 1.4, (50, 3)):
+        ref = euler_to_matrix(torch.from_numpy(angles)).numpy()
+        assert np.allclose(euler_matrix(angles), ref, atol=1e-12)
+        assert np.allclose(matrix_euler(ref), matrix_to_euler(torch.from_numpy(ref)).numpy(), atol=1e-12)
+        w = angles * 0.3
+        th = np.linalg.norm(w)
+        K = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]]) / th
+        assert np.allclose(_rodrigues(w), np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K, atol=1e-12)
+
+
 def test_one_euro_smooths_noise_and_follows_steps() -> None:
     rng = np.random.default_rng(0)
     f = OneEuro(min_cutoff=1.0, beta=0.5)
