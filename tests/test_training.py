@@ -128,6 +128,16 @@ def test_train_resume_export(cache: Path, face: FaceModel, model_file: Path, tmp
     assert np.allclose(anchored.face.refl_mean, w.face.refl_mean)  # something (not the model file's placeholder)
     steps = [anchored.train_step(batch) for _ in range(3)]
     assert steps[0]["anchor"] == pytest.approx(0.0, abs=1e-10) and steps[2]["anchor"] > 1e-8
+    # freeze_bn: the batch-norm statistics stay the init encoder's (training runs them as inference does)
+    frozen = Trainer(load_config(None, [*TINY, f"init={out}", "weights.anchor=1.0", "freeze_bn=true"]), cache,
+                     tmp_path / "frz", model_file)
+    stats = {k: v.clone() for k, v in frozen.encoder.state_dict().items() if "running" in k}
+    assert frozen.train_step(batch)["anchor"] == pytest.approx(0.0, abs=1e-10)
+    frozen.train_step(batch)
+    after = frozen.encoder.state_dict()
+    assert stats and all(torch.equal(v, after[k]) for k, v in stats.items())
+    moved = anchored.encoder.state_dict()  # without freeze_bn, the same init's statistics moved
+    assert not all(torch.equal(v, moved[k]) for k, v in stats.items())
     with pytest.raises(FacetrackError, match="init weights"):
         Trainer(load_config(None, [*TINY, f"init={out}", "correctives.n_geometry=9"]), cache, tmp_path / "t2",
                 model_file, refl)

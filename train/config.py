@@ -52,6 +52,9 @@ class TrainConfig:
     weights: LossWeights = field(default_factory=LossWeights)  # loss weights
     augment: Augment = field(default_factory=Augment)
     init: str | None = None  # a weights folder to fine-tune from
+    # Fine-tuning: keep the init encoder's batch-norm statistics (BN layers run as at inference), so that what
+    # the losses constrain in training is what the app runs; new data would otherwise shift them unchecked.
+    freeze_bn: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

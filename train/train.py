@@ -108,6 +108,7 @@ class Trainer:
             self._init_from(Path(cfg.init))
             if cfg.weights.anchor:
                 self.teacher = copy.deepcopy(self.encoder).requires_grad_(False)
+        self._train_mode()
         self.loss = TrainingLoss(face, self.model, Camera(), cfg.weights).to(self.device)
         if cfg.photometric not in ("auto", "points", "raster"):
             raise FacetrackError(f"photometric must be auto, points or raster, not {cfg.photometric!r}")
@@ -145,6 +146,16 @@ class Trainer:
         self.encoder.load_state_dict(w.encoder.state_dict())
         self.model.geo_corrective.load_state_dict(w.model.geo_corrective.state_dict())
         self.model.refl_corrective.load_state_dict(w.model.refl_corrective.state_dict())
+
+    def _train_mode(self) -> None:
+        """Train mode, with the batch-norm layers (and the teacher) as at inference when freeze_bn is set."""
+        self.encoder.train()
+        if self.cfg.freeze_bn:
+            for m in self.encoder.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+            if self.teacher is not None:
+                self.teacher.eval()
 
     def state(self) -> dict:
         return {"encoder": self.encoder.state_dict(), "model": self.model.state_dict(),
@@ -195,7 +206,7 @@ class Trainer:
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
         if self.teacher is not None:
-            with torch.no_grad():  # train mode like the student: batch statistics, the same output at step 0
+            with torch.no_grad():  # in the student's mode (see _train_mode): the same output at step 0
                 batch["anchor"] = self.teacher(batch["image"])
         terms, _ = self.loss(self.encoder(batch["image"]), batch, self.stage)
         for name, value in terms.items():
@@ -249,6 +260,7 @@ class Trainer:
         if self.val_loader is None:
             return
         v = validate(self.encoder, self.loss, self.val_loader, self.device)
+        self._train_mode()
         row = {"stage": self.stage, "step": self.step, **{k: round(x, 5) for k, x in v.items()}}
         self.val_history.append(row)
         self._log(row, "val.csv")
