@@ -99,6 +99,7 @@ def test_train_resume_export(cache: Path, face: FaceModel, model_file: Path, tmp
     assert card["hardware"]["cpu_count"] >= 1 and "cuda" in card["hardware"]
     speed = {r["backend"]: r for r in card["encoder_speed_batch1"]}
     assert speed["onnxruntime-cpu"]["ms"] > 0 and "Encoder speed, batch 1" in (out / "model_card.md").read_text()
+    assert "core CPU" in speed["onnxruntime-cpu"]["machine"]
     with pytest.raises(FacetrackError, match="bench file"):
         export(run, refl, tmp_path / "w2", model_file, bench_files=[tmp_path / "missing.json"])
     w = load_weights(out, face=FaceModel.load(model_file))

@@ -47,9 +47,10 @@ def encoder_speed(bench_files: list[Path]) -> list[dict]:
         except (OSError, json.JSONDecodeError) as e:
             raise FacetrackError(f"cannot read bench file {path}: {e}") from None
         m = doc.get("machine", {})
-        where = m.get("cuda") or f"{m.get('cpu_count', '?')}-core CPU ({m.get('processor', '?')})"
-        rows += [{"backend": r["backend"], "machine": where, "ms": round(r["ms_per_frame"], 3),
-                  "hz": round(r["hz"])} for r in doc.get("rows", []) if r["part"] == "encoder" and r["batch"] == 1]
+        cpu = f"{m.get('cpu_count', '?')}-core CPU ({m.get('processor', '?')})"
+        rows += [{"backend": r["backend"], "machine": m.get("cuda") if "cuda" in r["backend"] else cpu,
+                  "ms": round(r["ms_per_frame"], 3), "hz": round(r["hz"])}
+                 for r in doc.get("rows", []) if r["part"] == "encoder" and r["batch"] == 1]
     return rows
 
 
