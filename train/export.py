@@ -79,6 +79,7 @@ def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = No
         idx = np.linspace(0, len(val) - 1, min(renders, len(val))).astype(int)
         images = torch.stack([val[int(i)]["image"] for i in idx])
         w.model.float()
+        (out / "validation.png").unlink(missing_ok=True)  # a skipped render must not leave an older one linked
         try:
             validation_renders(w.model, w.encoder.float(), images, out / "validation.png")
         except FacetrackError as e:  # a headless training machine without OpenGL: the weights still count

@@ -277,6 +277,10 @@ class DenseFitter:
             weight = np.broadcast_to(np.asarray(weight, np.float64), a.shape)[idx]
             w_sum += weight
             w_target += weight * target[idx]
+        diag = np.full(P, 1e-6)  # the damping and the priors' diagonal: the same every iteration
+        diag[6:] += w_sum
+        if prev is not None:
+            diag[:6] += cfg.w_pose_previous
         start_rms, done = None, 0
         for _ in range(iterations):
             done += 1
@@ -313,11 +317,8 @@ class DenseFitter:
             if depth:
                 H[:3, :3] += Jd.T @ Jd
                 g[:3] += Jd.T @ rd
-            diag = np.full(P, 1e-6)
-            diag[6:] += w_sum
             g[6:] += w_sum * a[idx] - w_target
-            if prev is not None:  # damp the pose step (Levenberg-Marquardt style) and pull it to the last frame
-                diag[:6] += cfg.w_pose_previous
+            if prev is not None:  # pull the pose to the last frame (its LM-style damping is in diag)
                 g[3:6] += cfg.w_pose_previous * 0.01 * (t - prev["trans"])
             H[np.diag_indices(P)] += diag
             step = -_solve_upper(H, g)
