@@ -56,6 +56,30 @@ def test_fit_recovers_pose_and_expressions(face: FaceModel) -> None:
         assert abs(x[sl["alpha_exp"].start + names.index(name)] - v) < 0.1, name
 
 
+def test_corrective_lid_offset_is_resting_face_and_its_change_is_a_blink(face: FaceModel) -> None:
+    """A geometry corrective that opens the left eye by a constant amount is this person's resting face: after
+    the calibration frames the fit reads no blink from it, and a frame whose landmarks blink still reads one."""
+    model = MultiLevelModel(face, n_cg=1, n_cr=1)
+    k = model.exp_names.index("eyeBlink_L")
+    with torch.no_grad():  # the corrective's only effect: the left eye opened by 0.4 of a blink
+        model.geo_corrective.basis.copy_(-0.4 * torch.as_tensor(face.exp_basis[k]).reshape(1, -1))
+    fitter = DenseFitter(model, Correspondence.load(), Camera(), FitConfig(calibration_frames=10))
+    sl = fitter.sl
+    truth = np.zeros(model.layout.size)
+    truth[sl["trans"]] = [0.0, 0.0, -112.0]
+    open_eye = _project(fitter, truth)
+    closed = truth.copy()
+    closed[sl["alpha_exp"].start + k] = 1.0
+    blink = _project(fitter, closed)
+    enc = truth.copy()
+    enc[sl["delta_g"]] = 1.0  # the encoder's constant corrective: lids 0.4 of a blink wider than the landmarks
+    for _ in range(12):
+        x, _ = fitter(enc, open_eye)
+    assert x[sl["alpha_exp"].start + k] < 0.05  # without the resting offset: about 0.4
+    x, _ = fitter(enc, blink)
+    assert x[sl["alpha_exp"].start + k] > 0.6
+
+
 def test_fit_rotation_helpers_match_the_camera_module() -> None:
     """The fit's scalar Euler and axis-angle helpers agree with the camera module's torch conventions."""
     from facetrack.render.camera import euler_to_matrix, matrix_to_euler

@@ -16,7 +16,8 @@ Identity is not re-guessed every frame. In a stream, the first frames calibrate 
 solve with expressions held near zero (jawOpen and the blinks stay free: talking and blinking are not
 identity): normal equations for the identity weights, and each landmark's resting-face offset from its
 model point (median), so a neutral face reads near-zero expressions. The eyelid margins are mostly
-eyeBlink's: no resting offset, and little weight in the identity evidence. Later keyframes add identity
+eyeBlink's: no resting offset, little weight in the identity evidence, and the encoder's geometry correctives
+move them only by their change from the calibration frames' median. Later keyframes add identity
 evidence slowly; the prior closes the solve.
 """
 
@@ -88,6 +89,8 @@ class FitState:
     previous: dict[str, np.ndarray] | None = None  # unfiltered pose and expressions of the last frame
     offsets: list[np.ndarray] = field(default_factory=list)  # per calibration frame: (N, 3) model-frame residuals
     bias: np.ndarray | None = None  # (N, 3) this person's resting-face offset of each landmark point
+    lid_correctives: list[np.ndarray] = field(default_factory=list)  # per calibration frame: (L, 3)
+    lid_rest: np.ndarray | None = None  # (L, 3) the correctives' resting displacement of the lid margins
 
 
 @dataclass
@@ -187,6 +190,9 @@ class DenseFitter:
         geo = model.geo_corrective
         self.geo_rows = rows(geo.basis.detach().numpy().astype(np.float64)) if isinstance(geo, LinearCorrective) \
             else None
+        self.lids = EYELIDS.ravel()
+        if self.geo_rows is not None:
+            self.geo_lid_rows = self.geo_rows[:, self.lids].reshape(len(self.geo_rows), -1)
         self.id_sigma = model.id_sigma.numpy().astype(np.float64)
         self.weights = landmark_weights(self.cfg, len(corr.tri))
         self.sqrt_weights = np.sqrt(self.weights)
@@ -345,6 +351,9 @@ class DenseFitter:
         a = (prev["exp"] if prev else enc_exp).copy()
         a_prev = prev["exp"] if prev else enc_exp
         s = self._static(identity, x[sl["delta_g"]])
+        if self.geo_rows is not None:
+            lid = (x[sl["delta_g"]] @ self.geo_lid_rows).reshape(-1, 3)
+            s[self.lids] -= self._lid_rest(lid, calibrating)
         if st.bias is not None:
             s = s + st.bias
         K = self.exp_rows.shape[0]
@@ -407,6 +416,22 @@ class DenseFitter:
         motion = np.einsum("nij,knj->kni", Jp, self.exp_rows) * np.sqrt(self.weights)[None, :, None]
         rms = np.sqrt((motion**2).sum(-1).mean(-1))
         return dict(zip(self.model.exp_names, rms.tolist(), strict=True))
+
+    def _lid_rest(self, lid: np.ndarray, calibrating: bool) -> np.ndarray:
+        """The lid margins are eyeBlink's, but the encoder's geometry correctives move them too: per frame
+        with the eyes (which helps follow a blink) and by a constant per person (which would read as a
+        resting blink). The constant is their median over the calibration frames, taken off for good; a
+        photo has no resting frames, so there its correctives leave the lids alone."""
+        st = self.state
+        if st.lid_rest is not None:
+            return st.lid_rest
+        if not calibrating:
+            return lid
+        st.lid_correctives.append(lid)
+        rest = np.median(np.stack(st.lid_correctives), axis=0)
+        if len(st.lid_correctives) >= self.cfg.calibration_frames:
+            st.lid_rest, st.lid_correctives = rest, []
+        return rest
 
     def _accumulate_bias(self, R: np.ndarray, c: np.ndarray, uv: np.ndarray, obs: np.ndarray) -> None:
         """Where this person's resting face puts each landmark relative to the model's point (what identity
