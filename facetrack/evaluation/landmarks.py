@@ -6,8 +6,10 @@ landmarks normalised by sqrt(w * h) of the ground-truth landmarks' bounding box,
 [0, 30), [30, 60), [60, 90] degrees, and the mean absolute yaw, pitch and roll error in degrees.
 
 The model's landmarks are its fixed 68 vertices projected into the image (3D landmarks, as pt3d_68 are),
-in pixel-index coordinates like the annotations. AFLW2000's angles turn the face the other way round from
-ours in all three axes (ours = -Pose_Para, checked on the sample by solving PnP from its own landmarks).
+in pixel-index coordinates like the annotations. AFLW2000's rotation (3DDFA's R = Rx Ry Rz with each
+factor turning the other way) is the transpose of ours for the same three angles, so our angles are those of
+euler_to_matrix(Pose_Para)^T. Negating the angles instead agrees only for small poses: it put one sample
+image 51 degrees away from the rotation of its own 3D landmarks (checked by Procrustes; see the tests).
 For context the report also gives the input of our pipeline: the raw landmarks it was fed (dlib's, or
 MediaPipe's 68-point subset), the head pose that OpenCV's solvePnP finds from them with the model's mean
 face (what a landmark-only tracker does), and with MediaPipe the pose of its own transformation matrix.
@@ -26,7 +28,7 @@ from facetrack.errors import FacetrackError
 from facetrack.evaluation.metrics import angle_errors_deg, nme_bbox
 from facetrack.evaluation.report import skipped, stats
 from facetrack.io.sources import IMAGE_EXTS
-from facetrack.render.camera import matrix_to_euler
+from facetrack.render.camera import euler_to_matrix, matrix_to_euler
 from facetrack.render.reconstruction import Needs
 from facetrack.track.photos import reconstructions
 from facetrack.track.tracker import Tracker
@@ -49,7 +51,8 @@ def read_annotation(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     lm = np.asarray(m["pt3d_68"], np.float64)[:2].T
     pose = None
     if "Pose_Para" in m and np.asarray(m["Pose_Para"]).size >= 3:
-        pose = -np.degrees(np.asarray(m["Pose_Para"], np.float64).ravel()[:3])
+        angles = torch.from_numpy(np.asarray(m["Pose_Para"], np.float64).ravel()[:3])
+        pose = np.degrees(matrix_to_euler(euler_to_matrix(angles).T).numpy())
     return lm, pose
 
 
