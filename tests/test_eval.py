@@ -14,7 +14,7 @@ import torch
 
 from facetrack.cli import main
 from facetrack.evaluation.images import image_files
-from facetrack.evaluation.landmarks import pnp_pose_deg, read_annotation
+from facetrack.evaluation.landmarks import dataset_angles, pnp_pose_deg, read_annotation
 from facetrack.evaluation.metrics import angle_errors_deg
 from facetrack.evaluation.split import image_group, is_val
 from facetrack.model.facemodel import FaceModel
@@ -81,7 +81,7 @@ def test_image_split_matches_training(shared_dir: Path) -> None:
 
 
 def test_aflw_pose_convention(face: FaceModel, shared_dir: Path) -> None:
-    """The annotated angles, read in our convention, agree with the rotation of each image's own 3D landmarks
+    """The annotated angles, turned into our rotation (dataset_angles), agree with that of each image's own 3D landmarks
     (pt3d_68, y turned up; the mean face's 68 points aligned to them by Procrustes) on every image, large
     poses included: the reading of Pose_Para (Euler order and signs) is right. Negating the angles instead
     is 51 degrees off on the sample's yaw -66 face; a sign error in yaw, about 2|yaw|."""
@@ -90,7 +90,8 @@ def test_aflw_pose_convention(face: FaceModel, shared_dir: Path) -> None:
     for mat in sorted((shared_dir / "aflw2000-sample").glob("*.mat")):
         gt, pose = read_annotation(mat)
         h, w = cv2.imread(str(mat.with_suffix(".jpg"))).shape[:2]
-        pnp.append(angle_errors_deg(pnp_pose_deg(mean_lm, gt, (h, w)), pose))
+        pnp.append(angle_errors_deg(dataset_angles(pnp_pose_deg(mean_lm, gt, (h, w))), pose))
+        pose = dataset_angles(pose)  # ours, to compare rotation matrices
         pts = np.asarray(scipy.io.loadmat(str(mat))["pt3d_68"], np.float64)[:3].T * [1.0, -1.0, 1.0]
         a, b = mean_lm - mean_lm.mean(0), pts - pts.mean(0)
         u, _, vt = np.linalg.svd(b.T @ a)
@@ -106,12 +107,15 @@ def test_read_annotation_known_values(tmp_path: Path) -> None:
     pts = np.random.default_rng(0).uniform(0, 400, (3, 68))
     scipy.io.savemat(tmp_path / "a.mat", {"pt3d_68": pts, "Pose_Para": [[0.1, -0.2, 0.3, 1, 2, 3, 0.001]]})
     lm, pose = read_annotation(tmp_path / "a.mat")
-    c, s_ = np.cos([-0.1, 0.2, -0.3]), np.sin([-0.1, 0.2, -0.3])  # 3DDFA: Rx Ry Rz, each turning the other way
+    assert np.allclose(lm, pts[:2].T) and np.allclose(pose, np.degrees([0.1, -0.2, 0.3]))
+    # 3DDFA's rotation for these angles: Rx Ry Rz, each factor turning the other way; ours must be the same
+    c, s_ = np.cos([-0.1, 0.2, -0.3]), np.sin([-0.1, 0.2, -0.3])
     rx = np.array([[1, 0, 0], [0, c[0], -s_[0]], [0, s_[0], c[0]]])
     ry = np.array([[c[1], 0, s_[1]], [0, 1, 0], [-s_[1], 0, c[1]]])
     rz = np.array([[c[2], -s_[2], 0], [s_[2], c[2], 0], [0, 0, 1]])
-    R = euler_to_matrix(torch.tensor(np.radians(pose))).numpy()
-    assert np.allclose(lm, pts[:2].T) and np.allclose(R, rx @ ry @ rz, atol=1e-9)
+    ours = euler_to_matrix(torch.tensor(np.radians(dataset_angles(pose)))).numpy()
+    assert np.allclose(ours, rx @ ry @ rz, atol=1e-9)
+    assert np.allclose(dataset_angles(dataset_angles(pose)), pose)
 
 
 def test_eval_landmarks_and_compare_two_models(weights: Path, model_file: Path, shared_dir: Path,

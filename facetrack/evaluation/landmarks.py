@@ -6,10 +6,12 @@ landmarks normalised by sqrt(w * h) of the ground-truth landmarks' bounding box,
 [0, 30), [30, 60), [60, 90] degrees, and the mean absolute yaw, pitch and roll error in degrees.
 
 The model's landmarks are its fixed 68 vertices projected into the image (3D landmarks, as pt3d_68 are),
-in pixel-index coordinates like the annotations. AFLW2000's rotation (3DDFA's R = Rx Ry Rz with each
-factor turning the other way) is the transpose of ours for the same three angles, so our angles are those of
-euler_to_matrix(Pose_Para)^T. Negating the angles instead agrees only for small poses: it put one sample
-image 51 degrees away from the rotation of its own 3D landmarks (checked by Procrustes; see the tests).
+in pixel-index coordinates like the annotations. Angles are compared in the dataset's own parametrization,
+as the usual protocol does: AFLW2000's rotation (3DDFA's R = Rx Ry Rz, each factor turning the other way) is
+the transpose of ours for the same three angles, so each predicted rotation R is read as the angles of R^T
+in our order. (Negating the angles instead agrees only for small poses: it put the sample's yaw -66 face 51
+degrees from the rotation of its own 3D landmarks.) Euler angles trade pitch against roll near profile, so
+the report adds the geodesic angle between predicted and annotated rotations, free of any parametrization.
 For context the report also gives the input of our pipeline: the raw landmarks it was fed (dlib's, or
 MediaPipe's 68-point subset), the head pose that OpenCV's solvePnP finds from them with the model's mean
 face (what a landmark-only tracker does), and with MediaPipe the pose of its own transformation matrix.
@@ -38,8 +40,8 @@ FLIP_YZ = np.diag([1.0, -1.0, -1.0])  # OpenCV camera frame (y down, z forward) 
 
 
 def read_annotation(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(68, 2) landmarks and (pitch, yaw, roll) in our convention, degrees (None without Pose_Para).
-    Raises ValueError with the reason when the file cannot serve."""
+    """(68, 2) landmarks and Pose_Para's (pitch, yaw, roll) in degrees, the dataset's convention (None
+    without Pose_Para; see dataset_angles). Raises ValueError with the reason when the file cannot serve."""
     import scipy.io
 
     try:
@@ -51,9 +53,20 @@ def read_annotation(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     lm = np.asarray(m["pt3d_68"], np.float64)[:2].T
     pose = None
     if "Pose_Para" in m and np.asarray(m["Pose_Para"]).size >= 3:
-        angles = torch.from_numpy(np.asarray(m["Pose_Para"], np.float64).ravel()[:3])
-        pose = np.degrees(matrix_to_euler(euler_to_matrix(angles).T).numpy())
+        pose = np.degrees(np.asarray(m["Pose_Para"], np.float64).ravel()[:3])
     return lm, pose
+
+
+def dataset_angles(ours_deg: np.ndarray) -> np.ndarray:
+    """Our (pitch, yaw, roll) in degrees as AFLW2000's Pose_Para would write the same rotation."""
+    R = euler_to_matrix(torch.from_numpy(np.radians(np.asarray(ours_deg, np.float64))))
+    return np.degrees(matrix_to_euler(R.T).numpy())
+
+
+def geodesic_deg(a_deg: np.ndarray, b_deg: np.ndarray) -> float:
+    """The angle of the rotation between two poses given as our Euler angles (degrees)."""
+    R = euler_to_matrix(torch.from_numpy(np.radians(np.stack([a_deg, b_deg]).astype(np.float64)))).numpy()
+    return float(np.degrees(np.arccos(np.clip((np.trace(R[0].T @ R[1]) - 1) / 2, -1.0, 1.0))))
 
 
 def pnp_pose_deg(mean_landmarks_cm: np.ndarray, image_landmarks: np.ndarray, image_size: tuple[int, int]
@@ -109,13 +122,14 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
             yaws.append(np.nan)
             continue
         yaws.append(abs(gt_pose[1]))
+        gt_ours = dataset_angles(gt_pose)  # the transpose is its own inverse: also Pose_Para -> ours
         pred = r.recon.rotation_deg.astype(np.float64)
-        pose_err.append(angle_errors_deg(pred, gt_pose))
+        pose_err.append([*angle_errors_deg(dataset_angles(pred), gt_pose), geodesic_deg(pred, gt_ours)])
         pnp = pnp_pose_deg(mean_lm, r.face.image_landmarks - 0.5, img.shape[:2])
-        pnp_err.append(angle_errors_deg(pnp, gt_pose))
+        pnp_err.append([*angle_errors_deg(dataset_angles(pnp), gt_pose), geodesic_deg(pnp, gt_ours)])
         if r.dense is not None and r.dense.matrix is not None:  # MediaPipe's own head pose: same axes as ours
             mp_pose = np.degrees(matrix_to_euler(torch.from_numpy(r.dense.matrix[:3, :3].astype(np.float64))).numpy())
-            mp_err.append(angle_errors_deg(mp_pose, gt_pose))
+            mp_err.append([*angle_errors_deg(dataset_angles(mp_pose), gt_pose), geodesic_deg(mp_pose, gt_ours)])
     yaws_a = np.asarray(yaws)
     bins = {f"yaw_{int(lo)}_{int(hi)}": (yaws_a >= lo) & (yaws_a < hi + (hi == 90)) for lo, hi in YAW_BINS}
 
@@ -124,9 +138,9 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
         return {**{name: stats(v[sel]).get("mean") for name, sel in bins.items()}, "all": stats(v).get("mean")}
 
     def mae(errors: list[np.ndarray]) -> dict:
-        e = np.asarray(errors).reshape(-1, 3)
-        return {**{k: stats(e[:, j]).get("mean") for j, k in enumerate(("pitch", "yaw", "roll"))},
-                "mean": float(e.mean()) if len(e) else None}
+        e = np.asarray(errors).reshape(-1, 4)
+        return {**{k: stats(e[:, j]).get("mean") for j, k in enumerate(("pitch", "yaw", "roll", "geodesic"))},
+                "mean": float(e[:, :3].mean()) if len(e) else None}
 
     return {"annotations": len(mats), "found": len(nme_dlib),
             "faces_per_yaw_bin": {name: int(sel.sum()) for name, sel in bins.items()},
