@@ -136,8 +136,8 @@ def test_missing_landmarker_is_one_line_error(tmp_path: Path) -> None:
 
 
 def test_correspond_command_regenerates_the_shipped_file(model_file: Path, shared_dir: Path, tmp_path: Path) -> None:
-    """`facetrack model correspond` without refinement rebuilds every point the refinements leave alone, and
-    the head frame."""
+    """`facetrack model correspond` without refinement rebuilds every point the refinements leave alone, the
+    head frame and the mirror partners."""
     from facetrack.cli import main
     from facetrack.track.correspond import REFINED, SYNTHETIC_REFINED
 
@@ -152,6 +152,8 @@ def test_correspond_command_regenerates_the_shipped_file(model_file: Path, share
     assert len(keep) > 50
     assert (built.tri[keep] == shipped.tri[keep]).all() and np.allclose(built.bary[keep], shipped.bary[keep], atol=1e-6)
     assert np.allclose(built.head_frame, shipped.head_frame)
+    assert shipped.mirror is not None and (built.mirror == shipped.mirror).all()  # mirror partners
+    assert (built.mirror == np.arange(N_CANONICAL)).sum() < 40 and (built.mirror[MP68[36]] == MP68[45])  # eye corners
     # MediaPipe's canonical frame is the ICT frame pitched by about 2 degrees
     assert 1.0 < np.degrees(np.arccos((np.trace(built.head_frame) - 1) / 2)) < 4.0
 

@@ -28,9 +28,11 @@ class Augment:
     shift_px: float = 0.0
 
     def __call__(self, img: np.ndarray, lm: np.ndarray, conf: np.ndarray, rng: np.random.Generator,
-                 dense: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, Change]:
+                 dense: np.ndarray | None = None, mirror: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Change]:
         """uint8 (H, W, 3) crop, (68, 2) landmarks (pixel centres at k + 0.5), (68,) confidences, and optional
-        (468, 2) dense landmarks (moved like the 68); returns them changed and what was done."""
+        (468, 2) dense landmarks (moved like the 68; in a mirror image they swap partners by `mirror`, else
+        they no longer apply); returns them changed and what was done."""
         H, W = img.shape[:2]
         flipped = bool(self.flip and rng.random() < self.flip)
         if flipped:
@@ -38,6 +40,9 @@ class Augment:
             lm = lm[MIRROR_68].copy()
             lm[:, 0] = W - lm[:, 0]
             conf = conf[MIRROR_68]
+            if dense is not None and mirror is not None:
+                dense = dense[mirror].copy()
+                dense[:, 0] = W - dense[:, 0]
         angle = rng.uniform(-self.rotate_deg, self.rotate_deg) if self.rotate_deg else 0.0
         scale = float(np.exp(rng.uniform(-self.scale, self.scale))) if self.scale else 1.0
         shift = rng.uniform(-self.shift_px, self.shift_px, 2) if self.shift_px else np.zeros(2)
@@ -53,9 +58,9 @@ class Augment:
 
 @dataclass(frozen=True)
 class Change:
-    """What an augmentation did: a mirror image (dense labels then no longer apply: MediaPipe's indices are
-    not mirrored here), and the in-plane rotation in degrees (counter-clockwise on screen), which adds to
-    the head's roll and leaves pitch and yaw as they were (our Euler order puts roll outermost)."""
+    """What an augmentation did: a mirror image (the labels then describe the mirrored face: train.losses
+    swaps sides), and the in-plane rotation in degrees (counter-clockwise on screen), which adds to the
+    head's roll and leaves pitch and yaw as they were (our Euler order puts roll outermost)."""
 
     flipped: bool
     angle_deg: float
@@ -65,7 +70,10 @@ class Change:
 class CropDataset(Dataset):
     """Crops of one split as (3, 240, 240) float tensors in [0, 1] with landmarks and confidences."""
 
-    def __init__(self, cache: Path, split: str = "train", augment: Augment | None = None, seed: int = 0) -> None:
+    def __init__(self, cache: Path, split: str = "train", augment: Augment | None = None, seed: int = 0,
+                 mirror: np.ndarray | None = None) -> None:
+        """`mirror`: the dense landmarks' mirror partners (Correspondence.mirror); without it a mirror image
+        carries no labels."""
         index = cache / "index.json"
         if not index.is_file():
             raise FacetrackError(f"no training cache at {cache} (run python -m train.prepare)")
@@ -95,6 +103,7 @@ class CropDataset(Dataset):
         self.confidence = np.concatenate(confs) if confs else np.zeros((0, 68), np.float32)
         self.names = names
         self.augment = augment
+        self.mirror = mirror
         self.rng = np.random.default_rng(seed)  # per worker process: each gets its own copy, reseeded below
 
     def __len__(self) -> int:
@@ -112,12 +121,13 @@ class CropDataset(Dataset):
             info = torch.utils.data.get_worker_info()
             if info is not None and not getattr(self, "_reseeded", False):
                 self.rng, self._reseeded = np.random.default_rng([info.seed % 2**32]), True
-            img, lm, conf, change = self.augment(img, lm, conf, self.rng, dense)
+            img, lm, conf, change = self.augment(img, lm, conf, self.rng, dense, self.mirror)
         out = {"image": torch.from_numpy(img).permute(2, 0, 1).float() / 255.0, "landmarks": torch.from_numpy(lm),
                "confidence": torch.from_numpy(np.ascontiguousarray(conf)), "index": torch.tensor(i)}
         if self.dense is not None and self.pseudo is not None:
             out["dense"] = torch.from_numpy(np.asarray(change.dense, np.float32))
             out["pseudo"] = torch.from_numpy(self.pseudo[i].copy())
             out["roll_add"] = torch.tensor(np.radians(change.angle_deg), dtype=torch.float32)
-            out["labelled"] = torch.tensor(0.0 if change.flipped else 1.0)  # a mirror image: labels do not apply
+            out["flipped"] = torch.tensor(1.0 if change.flipped else 0.0)
+            out["labelled"] = torch.tensor(0.0 if change.flipped and self.mirror is None else 1.0)
         return out

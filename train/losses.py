@@ -48,6 +48,17 @@ class LossWeights:
     anchor: float = 0.0
 
 
+def mirrored_shapes(names: list[str]) -> list[int]:
+    """Per expression, the index of its mirror image (eyeBlink_L <-> eyeBlink_R, mouthLeft <-> mouthRight,
+    jawLeft <-> jawRight); symmetric shapes map to themselves."""
+    swap = {"_L": "_R", "_R": "_L", "Left": "Right", "Right": "Left"}
+    out = []
+    for n in names:
+        m = next((n[: -len(a)] + b for a, b in swap.items() if n.endswith(a)), n)
+        out.append(names.index(m) if m in names else names.index(n))
+    return out
+
+
 def laplacian(x: torch.Tensor, ring_rows: torch.Tensor, ring_cols: torch.Tensor, ring_deg: torch.Tensor
               ) -> torch.Tensor:
     """Uniform graph Laplacian of per-vertex (B, V, 3) values: x_i minus the mean of its 1-ring."""
@@ -81,6 +92,7 @@ class TrainingLoss(nn.Module):
         names = list(face.exp_names)
         self.register_buffer("primary", torch.tensor([names.index(n) for n in FitConfig().primary_shapes
                                                           if n in names], dtype=torch.long))
+        self.register_buffer("exp_mirror", torch.tensor(mirrored_shapes(names), dtype=torch.long))
 
     def dense_term(self, v: View, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Weighted squared distance (crop px) of the 468 correspondence points to MediaPipe's, per labelled image."""
@@ -90,14 +102,19 @@ class TrainingLoss(nn.Module):
         return (per * batch["labelled"]).sum() / batch["labelled"].sum().clamp(min=1.0)
 
     def distill_term(self, p: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Squared distance to the fit's parameters (pseudo-labels); the rotation target turns with the crop's
-        in-plane augmentation (roll is the outermost Euler angle)."""
+        """Squared distance to the fit's parameters (pseudo-labels). A mirror image's target is the mirrored
+        face: left and right shapes swapped, yaw and roll negated (x -> -x conjugates Rz Ry Rx into
+        Rz(-roll) Ry(-yaw) Rx(pitch)), and no identity target (ICT's identity modes are not symmetric). The
+        rotation target then turns with the crop's in-plane augmentation (roll is the outermost angle)."""
         t = self.model.params(batch["pseudo"])
-        rot = t["rot"].clone()
+        flipped = batch.get("flipped", torch.zeros_like(batch["labelled"]))
+        side = 1.0 - 2.0 * flipped[:, None]
+        rot = t["rot"] * torch.cat([torch.ones_like(side), side, side], 1)
         rot[:, 2] = rot[:, 2] + batch["roll_add"]
-        d2 = (p["alpha_exp"] - t["alpha_exp"]) ** 2
+        exp = torch.where(flipped[:, None] > 0, t["alpha_exp"][:, self.exp_mirror], t["alpha_exp"])
+        d2 = (p["alpha_exp"] - exp) ** 2
         e = self.w.distill_expression * d2.mean(-1) + self.w.distill_primary * d2[:, self.primary].sum(-1)
-        i = (((p["alpha_id"] - t["alpha_id"]) / self.model.id_sigma) ** 2).mean(-1)
+        i = (((p["alpha_id"] - t["alpha_id"]) / self.model.id_sigma) ** 2).mean(-1) * (1.0 - flipped)
         r = ((p["rot"] - rot) ** 2).sum(-1)
         per = e + self.w.distill_identity * i + r
         return (per * batch["labelled"]).sum() / batch["labelled"].sum().clamp(min=1.0)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from facetrack.errors import FacetrackError
 from facetrack.evaluation.hardware import machine
+from facetrack.model.correspondence import Correspondence
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.net.encoder import Encoder
@@ -116,7 +117,7 @@ class Trainer:
             from facetrack.render.raster_nv import NvdiffrastRasterizer
 
             self.loss.raster = NvdiffrastRasterizer(self.loss.camera.width, self.loss.camera.height)
-        self.train_set = CropDataset(cache, "train", cfg.augment, cfg.seed)
+        self.train_set = CropDataset(cache, "train", cfg.augment, cfg.seed, Correspondence.load().mirror)
         val = CropDataset(cache, "val")
         if len(self.train_set) == 0:
             raise FacetrackError(f"the cache {cache} has no training images")

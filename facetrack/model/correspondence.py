@@ -54,6 +54,9 @@ class Correspondence:
     # Rotation from MediaPipe's canonical face frame to the ICT model frame (ICT ~ R @ canonical): reported
     # head poses use the canonical frame, the convention of MediaPipe and ARKit-style trackers.
     head_frame: np.ndarray = field(default_factory=lambda: np.eye(3))
+    # Each landmark's mirror partner (MediaPipe's canonical face is symmetric): mirror images in training keep
+    # their dense labels. None in a file written before it existed.
+    mirror: np.ndarray | None = None
 
     def points(self, vertices: np.ndarray) -> np.ndarray:
         """(..., V, 3) vertices -> (..., 468, 3) landmark points."""
@@ -68,8 +71,9 @@ class Correspondence:
 
     def save(self, path: Path = DATA_FILE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        extra = {} if self.mirror is None else {"mirror": self.mirror.astype(np.int32)}
         np.savez_compressed(path, tri=self.tri.astype(np.int32), bary=self.bary.astype(np.float32),
-                            source=np.asarray(self.source), head_frame=self.head_frame.astype(np.float64))
+                            source=np.asarray(self.source), head_frame=self.head_frame.astype(np.float64), **extra)
 
     @classmethod
     def load(cls, path: Path = DATA_FILE) -> Correspondence:
@@ -77,6 +81,7 @@ class Correspondence:
             with np.load(path) as z:
                 tri, bary, source = z["tri"].astype(np.int64), z["bary"].astype(np.float32), str(z["source"])
                 frame = z["head_frame"].astype(np.float64) if "head_frame" in z.files else np.eye(3)
+                mirror = z["mirror"].astype(np.int64) if "mirror" in z.files else None
         except (OSError, KeyError, ValueError) as e:
             raise FacetrackError(f"cannot read the landmark correspondence {path}: {e} "
                                  "(regenerate it: facetrack model correspond)") from None
@@ -84,7 +89,9 @@ class Correspondence:
             raise FacetrackError(f"the landmark correspondence {path} has shape {tri.shape}, expected (468, 3)")
         if frame.shape != (3, 3) or not np.allclose(frame @ frame.T, np.eye(3), atol=1e-6):
             raise FacetrackError(f"the landmark correspondence {path} holds no rotation as its head frame")
-        return cls(tri, bary, source, frame)
+        if mirror is not None and (mirror.shape != (N_CANONICAL,) or (mirror[mirror] != np.arange(N_CANONICAL)).any()):
+            raise FacetrackError(f"the landmark correspondence {path} holds no mirror pairing of the 468 points")
+        return cls(tri, bary, source, frame, mirror)
 
 
 def read_canonical(path: Path) -> np.ndarray:
@@ -96,6 +103,17 @@ def read_canonical(path: Path) -> np.ndarray:
     if len(verts) != N_CANONICAL:
         raise FacetrackError(f"{path} has {len(verts)} vertices, MediaPipe's canonical face has {N_CANONICAL}")
     return np.asarray(verts, np.float64)
+
+
+def mirror_pairs(canon: np.ndarray) -> np.ndarray:
+    """(468,) each canonical landmark's partner across the face's plane of symmetry (x = 0): the nearest
+    point to its mirror image (the canonical face is exactly symmetric; midline points pair with themselves)."""
+    from scipy.spatial import cKDTree
+
+    _, idx = cKDTree(canon).query(canon * [-1.0, 1.0, 1.0])
+    if (idx[idx] != np.arange(len(canon))).any():
+        raise FacetrackError("the canonical face is not symmetric about x = 0: no mirror pairing")
+    return idx.astype(np.int64)
 
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -203,7 +221,8 @@ def build(face: FaceModel, canonical: Path) -> Correspondence:
     rms = float(np.sqrt(((np.einsum("ikc,ik->ic", mean[tri], bary) - aligned) ** 2).sum(1).mean()))
     return Correspondence(tri, bary.astype(np.float32),
                           f"canonical_face_model.obj aligned to the ICT mean face (scale {s:.3f}); "
-                          f"RMS distance of the aligned canonical points to their surface points {rms:.2f} cm", R)
+                          f"RMS distance of the aligned canonical points to their surface points {rms:.2f} cm", R,
+                          mirror_pairs(canon))
 
 
 def lip_sets(face: FaceModel) -> dict[int, np.ndarray]:
@@ -233,4 +252,4 @@ def refine(face: FaceModel, corr: Correspondence, offsets_cm: np.ndarray, points
         t_idx, w = closest_on_surface(target[None], mean, tris)
         tri[p], bary[p] = tris[t_idx[0]], w[0]
     return Correspondence(tri, bary.astype(np.float32), corr.source + f"; refined {len(points)} points {how}",
-                          corr.head_frame)
+                          corr.head_frame, corr.mirror)
