@@ -53,7 +53,8 @@ class Plots(QWidget):
             widget.setMinimumHeight(165)
             widget.ci.layout.setContentsMargins(2, 2, 2, 2)
             widget.ci.layout.setSpacing(0)
-            plot = widget.addPlot(row=0, col=0, title=f"<span style='font-size:9pt'>{title}</span>")
+            shown = f"{title} (while the overlay is on: E)" if title == "photometric error" else title
+            plot = widget.addPlot(row=0, col=0, title=f"<span style='font-size:9pt'>{shown}</span>")
             plot.setLabel("left", unit)
             plot.setLabel("bottom", "time (s)")
             for axis in ("left", "bottom"):
