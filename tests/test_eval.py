@@ -15,8 +15,9 @@ import torch
 from facetrack.cli import main
 from facetrack.evaluation.images import image_files
 from facetrack.evaluation.landmarks import dataset_angles, pnp_pose_deg, read_annotation
-from facetrack.evaluation.metrics import angle_errors_deg
+from facetrack.evaluation.metrics import angle_errors_deg, rotation_error_deg
 from facetrack.evaluation.split import image_group, is_val
+from facetrack.model.correspondence import similarity
 from facetrack.model.facemodel import FaceModel
 from facetrack.render.camera import euler_to_matrix
 
@@ -93,11 +94,8 @@ def test_aflw_pose_convention(face: FaceModel, shared_dir: Path) -> None:
         pnp.append(angle_errors_deg(dataset_angles(pnp_pose_deg(mean_lm, gt, (h, w))), pose))
         pose = dataset_angles(pose)  # ours, to compare rotation matrices
         pts = np.asarray(scipy.io.loadmat(str(mat))["pt3d_68"], np.float64)[:3].T * [1.0, -1.0, 1.0]
-        a, b = mean_lm - mean_lm.mean(0), pts - pts.mean(0)
-        u, _, vt = np.linalg.svd(b.T @ a)
-        R = u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
-        Rgt = euler_to_matrix(torch.tensor(np.radians(pose))).numpy()
-        errors.append(np.degrees(np.arccos(np.clip((np.trace(R.T @ Rgt) - 1) / 2, -1, 1))))
+        _, R, _ = similarity(mean_lm, pts)
+        errors.append(rotation_error_deg(R, euler_to_matrix(torch.tensor(np.radians(pose))).numpy()))
         yaws.append(abs(pose[1]))
     assert max(yaws) > 50 and max(errors) < 6, errors  # the mean face is not the person: about 3 degrees
     assert np.median(np.asarray(pnp), 0)[1:].max() < 8  # and the mean face posed onto the 2D landmarks (yaw, roll)

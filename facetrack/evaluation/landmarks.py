@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
-from facetrack.evaluation.metrics import angle_errors_deg, nme_bbox
+from facetrack.evaluation.metrics import angle_errors_deg, nme_bbox, rotation_error_deg
 from facetrack.evaluation.report import skipped, stats
 from facetrack.io.sources import IMAGE_EXTS
 from facetrack.render.camera import euler_to_matrix, matrix_to_euler
@@ -66,7 +66,7 @@ def dataset_angles(ours_deg: np.ndarray) -> np.ndarray:
 def geodesic_deg(a_deg: np.ndarray, b_deg: np.ndarray) -> float:
     """The angle of the rotation between two poses given as our Euler angles (degrees)."""
     R = euler_to_matrix(torch.from_numpy(np.radians(np.stack([a_deg, b_deg]).astype(np.float64)))).numpy()
-    return float(np.degrees(np.arccos(np.clip((np.trace(R[0].T @ R[1]) - 1) / 2, -1.0, 1.0))))
+    return rotation_error_deg(R[0], R[1])
 
 
 def pnp_pose_deg(mean_landmarks_cm: np.ndarray, image_landmarks: np.ndarray, image_size: tuple[int, int]
