@@ -197,8 +197,7 @@ def test_a_neutral_face_reads_near_zero_expressions(weights: Path, model_file: P
     calibration frames its expression weights stay small (the resting face went into identity and the
     per-person landmark offsets, not into expressions)."""
     from facetrack.net.weights import load_weights
-    from facetrack.render.formation import view
-    from facetrack.render.images import draw, to_uint8
+    from facetrack.render.images import to_uint8
     from facetrack.render.raster_gl import GLRasterizer
     from facetrack.render.synthetic import SynthConfig, SyntheticFaces
     from facetrack.track.tracker import Tracker
@@ -208,16 +207,14 @@ def test_a_neutral_face_reads_near_zero_expressions(weights: Path, model_file: P
     gen = SyntheticFaces(w.face, shared_dir / "faces" / "utkface",
                          SynthConfig(seed=3, max_active_expressions=0, yaw=10, pitch=5, roll=3))
     cam, raster = Camera(480, 480, focal=2000.0), GLRasterizer(480, 480, 2)
-    p, bg = gen.params(), gen.background(480)
+    p, eyes, bg = gen.params(), gen.eyes(), gen.background(480)
     skin = torch.tensor([0.8, 0.6, 0.5])
     late = []
     for k in range(55):
         q = {name: v.clone() for name, v in p.items()}
         q["rot"][0, 1] += 0.15 * np.sin(k / 8)
         q["rot"][0, 0] += 0.05 * np.sin(k / 5)
-        vb, _ = gen.model.base(q)
-        rgb, _ = draw(raster, cam, view(vb, vb * 0 + skin, q, gen.model.triangles, cam), w.face.triangles,
-                      background=bg)
+        rgb, _ = gen.render(q, skin.expand(1, w.face.n_vertices, 3), eyes, raster, cam, bg)
         r = tracker(to_uint8(rgb), timestamp=k / 30)
         if r is not None and k >= 45:
             late.append(r.recon.params["alpha_exp"])

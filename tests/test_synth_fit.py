@@ -24,7 +24,9 @@ NARROW_FACE = slice(0, 6706)  # ICT narrow face area: the face without ears and 
 @pytest.fixture(scope="module")
 def synth(face: FaceModel, shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth")
-    return generate(face, out, 3, shared_dir / "faces" / "utkface", SynthConfig(seed=3, yaw=10, pitch=8, roll=8))
+    # The bare model (no eyeballs or mouth interior): the round trip recovers the model's own render
+    return generate(face, out, 3, shared_dir / "faces" / "utkface",
+                    SynthConfig(seed=3, yaw=10, pitch=8, roll=8, openings=False))
 
 
 def test_synthetic_files_match_parameters(synth: Path, face: FaceModel) -> None:
@@ -83,3 +85,68 @@ def test_render_cli_writes_pngs(model_file: Path, tmp_path: Path) -> None:
         assert img is not None and img.std() > 5
     mean, jaw = (cv2.imread(str(tmp_path / f"{n}.png")).astype(float) for n in ("mean", "jawOpen"))
     assert np.abs(mean - jaw).mean() > 1  # the expression changes the picture
+
+
+def test_synthetic_faces_have_eyes_that_the_lids_close_over(face: FaceModel) -> None:
+    """Eyeballs and a mouth interior fill the mesh's holes (the background showed through them, and MediaPipe
+    read those faces as blinking): open eyes show the eyeball inside the lid rim; at a full blink the lids
+    cover it and the picture is the bare face's; outside the holes nothing changes."""
+    from facetrack.render.openings import Openings
+    from facetrack.render.synthetic import SyntheticFaces
+
+    holes = Openings.of(face)
+    for rim, lm in zip(holes.eyes, (slice(36, 42), slice(42, 48)), strict=True):
+        assert 30 <= len(rim) <= 60  # a closed rim loop around each eye
+        assert np.linalg.norm(face.mean[rim].mean(0) - face.mean[face.landmarks[lm]].mean(0)) < 0.5
+    assert np.linalg.norm(face.mean[holes.mouth].mean(0) - face.mean[face.landmarks[60:68]].mean(0)) < 0.8
+    gen = SyntheticFaces(face, None, SynthConfig(seed=4, yaw=5, pitch=5, roll=3))
+    bare = SyntheticFaces(face, None, SynthConfig(seed=4, yaw=5, pitch=5, roll=3, openings=False))
+    S, blink = 480, [face.exp_names.tolist().index(n) for n in ("eyeBlink_L", "eyeBlink_R")]
+    cam, raster = Camera(S, S, focal=2 * Camera().focal), GLRasterizer(S, S, 2)
+    black = np.zeros((S, S, 3), np.float32)
+    for _ in range(3):
+        p, albedo, eyes = gen.params(), torch.from_numpy(gen.albedo())[None], gen.eyes()
+        p["alpha_exp"][:] = 0
+        with_eyes, vw = gen.render(p, albedo, eyes, raster, cam, black)
+        without, _ = bare.render(p, albedo, eyes, raster, cam, black)
+        boxes = []  # the openings' bounding boxes, with a margin for the rims' antialiased edges
+        for rim in (*holes.eyes, holes.mouth):
+            (x0, y0), (x1, y1) = vw.uv[0, rim].numpy().min(0).astype(int), vw.uv[0, rim].numpy().max(0).astype(int)
+            boxes.append(np.zeros((S, S), bool))
+            boxes[-1][y0 - 3 : y1 + 4, x0 - 3 : x1 + 4] = True
+        inside = boxes[0] | boxes[1]
+        hole = inside & (without.sum(-1) == 0)
+        assert hole.sum() > 200 and (with_eyes[hole].sum(-1) > 0.05).mean() > 0.95  # the eyeball fills the hole
+        assert np.abs(with_eyes - without).sum(-1)[~(inside | boxes[2])].max() < 0.05  # the face is unchanged
+        p["alpha_exp"][0, blink] = 1.0
+        shut, _ = gen.render(p, albedo, eyes, raster, cam, black)
+        shut_bare, _ = bare.render(p, albedo, eyes, raster, cam, black)
+        # closed lids hide the eyeball (but for the slit ICT's lids leave at a full blink)
+        assert (np.abs(shut - shut_bare).sum(-1)[inside] > 0.1).sum() < 0.1 * hole.sum()
+    raster.release()
+
+
+def test_synthetic_eyes_turn_with_the_eye_look_shapes(face: FaceModel) -> None:
+    """eyeLook weights turn the eyeballs the way ARKit names them (the subject's left eye is at +x): what the
+    labels say is what the picture shows."""
+    from facetrack.render.openings import Eyes, Openings, eye_look
+
+    holes, names = Openings.of(face), face.exp_names.tolist()
+    eyes = Eyes(np.array([0.2, 0.1, 0.05]), np.zeros(2))
+
+    def fronts(**shapes: float) -> np.ndarray:  # each eyeball's front pole minus its centre (model frame)
+        w = np.zeros(len(names))
+        for k, v in shapes.items():
+            w[names.index(k)] = v
+        verts, _, _ = holes.geometry(face.mean, face.mean, eyes, eye_look(names, w), 0)
+        n_sphere = (len(verts) - 1) // 2
+        balls = verts[:n_sphere], verts[n_sphere : 2 * n_sphere]
+        return np.stack([b[0] - b.mean(0) for b in balls])
+
+    rest = fronts()
+    assert np.allclose(rest[:, :2], 0, atol=1e-6)  # straight ahead
+    d = fronts(eyeLookOut_L=1.0, eyeLookIn_R=1.0) - rest  # both eyes to the subject's left (+x)
+    assert d[0, 0] > 0.3 and d[1, 0] > 0.3
+    d = fronts(eyeLookUp_L=1.0) - rest  # the left eye (second opening, +x) up, the right one still
+    assert d[1, 1] > 0.3 and np.allclose(d[0], 0)
+    assert face.mean[holes.eyes[1]][:, 0].mean() > 0 > face.mean[holes.eyes[0]][:, 0].mean()

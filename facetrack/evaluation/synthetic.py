@@ -26,14 +26,14 @@ from facetrack.evaluation.report import skipped, stats
 from facetrack.model.facemodel import NARROW_FACE
 from facetrack.render.camera import euler_to_matrix
 from facetrack.render.reconstruction import Needs
-from facetrack.render.synthetic import SynthConfig, generate
+from facetrack.render.synthetic import RENDER_VERSION, SynthConfig, generate
 from facetrack.track.photos import reconstructions
 from facetrack.track.tracker import Tracker
 
 
 def synthetic_set(tracker: Tracker, n: int, seed: int, backgrounds: Path | None) -> Path:
     """The cached set for (n, seed), rendered on first use."""
-    folder = paths.home() / "eval" / f"synthetic-seed{seed}-n{n}"
+    folder = paths.home() / "eval" / f"synthetic-v{RENDER_VERSION}-seed{seed}-n{n}"
     if not (folder / "synth.npz").is_file():
         generate(tracker.weights.face, folder, n, backgrounds, SynthConfig(seed=seed))
     return folder

@@ -27,6 +27,7 @@ ARKIT_NAMES = (
     "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
 )
 NOT_MODELLED = ("tongueOut",)
+EYE_LOOK_RAD = np.radians(30.0)  # eye rotation for one unit of an eyeLook shape (Live Link, synthetic eyes)
 
 
 def ict_sources(arkit: str, ict_names: Sequence[str]) -> tuple[str, ...]:
@@ -65,3 +66,14 @@ def to_arkit(ict_names: Sequence[str], values: np.ndarray) -> np.ndarray:
 def upper_camel(name: str) -> str:
     """`eyeBlinkLeft` -> `EyeBlinkLeft`: Live Link's and most Perfect Sync avatars' spelling."""
     return name[0].upper() + name[1:]
+
+
+def eye_angles(names: list[str], exp: np.ndarray) -> np.ndarray:
+    """(N, 6) left yaw, pitch, roll, right yaw, pitch, roll (radians) from the eyeLook shapes, with the head
+    angles' signs: yaw positive towards the person's left, pitch positive looking down."""
+    e = {n: exp[:, i] for i, n in enumerate(names)}
+    z = np.zeros(len(exp))
+    left_yaw = e["eyeLookOut_L"] - e["eyeLookIn_L"]  # the left eye looks out towards the person's left
+    right_yaw = e["eyeLookIn_R"] - e["eyeLookOut_R"]
+    return EYE_LOOK_RAD * np.stack([left_yaw, e["eyeLookDown_L"] - e["eyeLookUp_L"], z,
+                                    right_yaw, e["eyeLookDown_R"] - e["eyeLookUp_R"], z], 1)

@@ -18,14 +18,13 @@ import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
-from facetrack.io.arkit import ARKIT_NAMES, to_arkit, upper_camel
+from facetrack.io.arkit import ARKIT_NAMES, eye_angles, to_arkit, upper_camel
 from facetrack.io.recording import Recording, quaternion_to_matrix
 from facetrack.render.camera import matrix_to_euler
 
 HEAD_EYE_COLUMNS = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
                     "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
 COLUMNS = ("Timecode", "BlendshapeCount", *(upper_camel(n) for n in ARKIT_NAMES), *HEAD_EYE_COLUMNS)
-EYE_LOOK_RAD = np.radians(30.0)  # eye rotation for one unit of an eyeLook shape
 
 
 def timecode(seconds: float, fps: float) -> str:
@@ -45,17 +44,6 @@ def recording_fps(rec: Recording) -> float:
     d = np.diff(rec.timestamp)
     d = d[d > 0]
     return float(1.0 / np.median(d)) if len(d) else 30.0
-
-
-def eye_angles(names: list[str], exp: np.ndarray) -> np.ndarray:
-    """(N, 6) left yaw, pitch, roll, right yaw, pitch, roll (radians) from the eyeLook shapes, with the head
-    angles' signs: yaw positive towards the person's left, pitch positive looking down."""
-    e = {n: exp[:, i] for i, n in enumerate(names)}
-    z = np.zeros(len(exp))
-    left_yaw = e["eyeLookOut_L"] - e["eyeLookIn_L"]  # the left eye looks out towards the person's left
-    right_yaw = e["eyeLookIn_R"] - e["eyeLookOut_R"]
-    return EYE_LOOK_RAD * np.stack([left_yaw, e["eyeLookDown_L"] - e["eyeLookUp_L"], z,
-                                    right_yaw, e["eyeLookDown_R"] - e["eyeLookUp_R"], z], 1)
 
 
 def export_livelink_csv(rec: Recording, path: Path, head_frame: np.ndarray) -> tuple[int, int]:

@@ -9,7 +9,7 @@ projected landmarks (jawline points on the silhouette, as a detector would mark 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -25,8 +25,10 @@ from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import CROP_SIZE, DEFAULT_TRANSLATION, Camera
 from facetrack.render.formation import View, view
 from facetrack.render.images import draw, save_png
+from facetrack.render.openings import Eyes, Openings, eye_look
 from facetrack.render.raster_gl import GLRasterizer
 
+RENDER_VERSION = 2  # 2: eyeballs and a mouth interior fill the mesh's holes (1: the background showed through)
 SKIN_TONES = np.array([[0.86, 0.69, 0.59], [0.74, 0.54, 0.42], [0.58, 0.40, 0.29], [0.36, 0.24, 0.17]])
 
 
@@ -45,6 +47,7 @@ class SynthConfig:
     shift_z: float = 12.0
     ambient: tuple[float, float] = (0.6, 1.1)
     directional: float = 0.5
+    openings: bool = True  # eyeballs and mouth interior; False: the bare model (round trips of the model itself)
 
 
 def _smooth(values: np.ndarray, ring_ptr: np.ndarray, ring_idx: np.ndarray, times: int) -> np.ndarray:
@@ -60,10 +63,18 @@ class SyntheticFaces:
         self.face, self.cfg = face, cfg or SynthConfig()
         self.model = MultiLevelModel(face, n_cg=1, n_cr=1)
         self.rng = np.random.default_rng(self.cfg.seed)
+        # The eyes draw from their own stream: a seed gives the same faces, poses and backgrounds as before
+        # synthetic faces had eyes.
+        self.eye_rng = np.random.default_rng([self.cfg.seed, 1])
         masks = feature_masks(face.mean, face.triangles, face.landmarks)
         stack = np.stack([masks[k].astype(np.float64) for k in ("lips", "brows", "eyes", "nostrils")], axis=1)
         self.regions = _smooth(stack, face.ring_ptr, face.ring_idx, 3)
         self.backgrounds = self._list_backgrounds(backgrounds)
+        self.openings = Openings.of(face)
+        lash = np.zeros((face.n_vertices, 1))
+        lash[np.concatenate(self.openings.eyes)] = 1.0
+        self.lash_line = _smooth(lash, face.ring_ptr, face.ring_idx, 1)[:, 0] if self.cfg.openings \
+            else np.zeros(face.n_vertices)  # dark lid margins: lashes, and the line a closed eye shows
 
     @staticmethod
     def _list_backgrounds(folder: Path | None) -> list[Path]:
@@ -92,7 +103,7 @@ class SyntheticFaces:
         a = a * (1 - lips[:, None]) + lips[:, None] * a * np.array([1.0, 0.68, 0.70]) * rng.uniform(0.75, 0.95)
         hair = rng.uniform(0.25, 0.6) * tone.mean() * np.array([1.0, 0.85, 0.7])
         a = a * (1 - 0.8 * brows[:, None]) + 0.8 * brows[:, None] * hair
-        a *= (1 - 0.15 * eyes - 0.45 * nostrils)[:, None]
+        a *= (1 - 0.15 * eyes - 0.45 * nostrils - 0.6 * self.lash_line)[:, None]
         a += rng.normal(0, 0.01, a.shape)
         return np.clip(a, 0.02, 0.98).astype(np.float32)
 
@@ -118,6 +129,30 @@ class SyntheticFaces:
         g *= rng.uniform(0.9, 1.1, (3, 1))
         p["gamma"][0] = torch.tensor(g)
         return p
+
+    def eyes(self) -> Eyes:
+        """One sample's eyes (draw once per person: a clip keeps them)."""
+        return Eyes.draw(self.eye_rng)
+
+    def render(self, p: dict[str, torch.Tensor], albedo: torch.Tensor, eyes: Eyes, raster: GLRasterizer,
+               camera: Camera, background: np.ndarray) -> tuple[np.ndarray, View]:
+        """One sample's base level with eyeballs and mouth interior (facetrack.render.openings) over the
+        background: the image (H, W, 3) in [0, 1] and the face's own view (its vertices only)."""
+        V = self.face.n_vertices
+        v, _ = self.model.base(p)
+        face = view(v, albedo, p, self.model.triangles, camera)  # the face shaded by its own normals, as fitted
+        if not self.cfg.openings:
+            return draw(raster, camera, face, self.face.triangles, background=background)[0], face
+        rest, _ = self.model.base({**p, "alpha_exp": torch.zeros_like(p["alpha_exp"])})
+        look = eye_look(self.model.exp_names, p["alpha_exp"][0].double().numpy())
+        ev, ea, et = self.openings.geometry(rest[0].double().numpy(), v[0].double().numpy(), eyes, look, V)
+        v_all = torch.cat([v, torch.from_numpy(ev).to(v)[None]], 1)
+        a_all = torch.cat([albedo, torch.from_numpy(ea).to(albedo)[None]], 1)
+        tris = np.concatenate([self.face.triangles, et]).astype(self.face.triangles.dtype)
+        everything = view(v_all, a_all, p, torch.from_numpy(tris.astype(np.int64)), camera)
+        colour = torch.cat([face.color, everything.color[:, V:]], 1)
+        rgb, _ = draw(raster, camera, replace(everything, color=colour), tris, background=background)
+        return rgb, face
 
     def background(self, size: int) -> np.ndarray:
         """A random crop of a real photo, or a smooth colour gradient when no folder was given."""
@@ -175,8 +210,7 @@ def generate(face: FaceModel, out: Path, n: int, backgrounds: Path | None = None
             p = gen.params()
             albedo = torch.from_numpy(gen.albedo())[None]
             v_b, _ = gen.model.base(p)
-            vw = view(v_b, albedo, p, gen.model.triangles, camera)
-            rgb, _ = draw(raster, camera, vw, face.triangles, background=gen.background(size))
+            rgb, vw = gen.render(p, albedo, gen.eyes(), raster, camera, gen.background(size))
             save_png(out / "images" / f"{i:06d}.png", rgb)
             idx = silhouette_landmarks(face, vw)
             xs.append(lay.join(p)[0].numpy())
@@ -190,7 +224,7 @@ def generate(face: FaceModel, out: Path, n: int, backgrounds: Path | None = None
              albedo=np.stack(albedos).astype(np.float16), landmarks=np.stack(lms).astype(np.float32),
              landmark_vertices=np.stack(lm_idx).astype(np.int32), focal=np.float32(camera.focal),
              dense=np.stack(dense).astype(np.float32), layout=np.array([lay.sizes[k] for k in LAYOUT_SIZES]))
-    meta = {"n": n, "size": size, "focal": camera.focal, "config": asdict(gen.cfg),
+    meta = {"render_version": RENDER_VERSION, "n": n, "size": size, "focal": camera.focal, "config": asdict(gen.cfg),
             "layout": lay.table(), "backgrounds": str(backgrounds) if backgrounds else None,
             "vertices": "base level, model frame, cm", "landmarks": "pixels in the crop, top-left origin"}
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
