@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,6 +26,8 @@ def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir:
     assert main(["bench", "--video", str(video), "--frames", "8", "--out", str(out), "--model", str(model_file)]) == 0
     doc = json.loads(out.read_text())
     assert doc["reference"]["ms"] > 0 and doc["machine"]["torch_threads"] >= 1
+    samples = doc["reference"]["samples_ms"]  # timed before and after each group of rows; ratios use the median
+    assert len(samples) == 6 and doc["reference"]["ms"] == pytest.approx(float(np.median(samples)))
     encoders = {(r["backend"], r["batch"]) for r in doc["rows"] if r["part"] == "encoder"}
     expected = {"torch-cpu", "torchscript-cpu", "onnxruntime-cpu"} | (
         {"torch-cuda-fp32", "torch-cuda-fp16"} if torch.cuda.is_available() else set())

@@ -42,8 +42,10 @@ def test_eval_synthetic_report(weights: Path, model_file: Path, shared_dir: Path
     assert set(report["angle_mae_deg"]) == {"pitch", "yaw", "roll"}
     assert "| vertex_error_mm base mean |" in (out / "report.md").read_text()
     assert "faces found" in capsys.readouterr().out
-    # The set is cached: a second run reuses the same rendered faces.
-    assert (tmp_path / "home" / "eval" / "synthetic-seed0-n6" / "synth.npz").is_file()
+    # The set is cached by render version: a second run reuses the same rendered faces, a new renderer does not.
+    from facetrack.render.synthetic import RENDER_VERSION
+
+    assert (tmp_path / "home" / "eval" / f"synthetic-v{RENDER_VERSION}-seed0-n6" / "synth.npz").is_file()
 
 
 def test_eval_images_counts_bad_inputs(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """Capture and inference threads. The GUI thread never waits on either.
 
 Capture keeps only the newest frame (stale frames are dropped, never queued) and paces a source that is not
-live (a video, a recording) at its own frame rate; inference runs the pipeline on whatever frame is newest
-when it is free, with the Needs the window sets, and records every frame it processes.
+live (a video, a recording) at its own frame rate, from the moment inference takes frames (the inference
+thread can start later than one frame's interval, and a file's first frame was lost); inference runs the
+pipeline on whatever frame is newest when it is free, with the Needs the window sets, and records every
+frame it processes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from facetrack.io.streaming import Streamer
 from facetrack.render.reconstruction import NOTHING, Needs
 from facetrack.track.pipeline import RECORDING_NEEDS, LatestFrame, Pipeline, record, stream
 
+READY_TIMEOUT_S = 5.0  # capture waits at most this long for inference to start
+
 
 class CaptureThread(QThread):
     failed = Signal(str)
@@ -30,9 +34,11 @@ class CaptureThread(QThread):
     finished_source = Signal()
     fps = Signal(float)
 
-    def __init__(self, source: str, mailbox: LatestFrame, realtime: bool = True, layout=None) -> None:
+    def __init__(self, source: str, mailbox: LatestFrame, realtime: bool = True, layout=None,
+                 consumer_ready: threading.Event | None = None) -> None:
         super().__init__()
         self.source, self.mailbox, self.realtime, self.layout = source, mailbox, realtime, layout
+        self.consumer_ready = consumer_ready
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -43,6 +49,10 @@ class CaptureThread(QThread):
         try:
             src: Source = open_source(self.source, self.layout)
             self.opened.emit(src)
+            waited = time.monotonic()  # a file's first frames must not be dropped while inference starts
+            while self.consumer_ready is not None and not self.consumer_ready.wait(0.02):
+                if self._stop.is_set() or time.monotonic() - waited > READY_TIMEOUT_S:
+                    break
             count, window = 0, time.monotonic()
             for frame in paced(src) if self.realtime else src:
                 if self._stop.is_set():
@@ -100,6 +110,7 @@ class InferenceThread(QThread):
         self.recorder: Recorder | None = None
         self.streamer: Streamer | None = None  # set and cleared by the window's stream toggle
         self.processed = 0
+        self.running = threading.Event()  # set once the loop takes frames (capture waits for it)
 
     def stop(self) -> None:
         self._stop.set()
@@ -131,6 +142,7 @@ class InferenceThread(QThread):
             self._loop()
 
     def _loop(self) -> None:
+        self.running.set()
         while not self._stop.is_set():
             item = self.mailbox.take()
             if item is None:

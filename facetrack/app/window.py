@@ -137,8 +137,8 @@ class MainWindow(QMainWindow):
         self.plots.clear()
         mailbox = LatestFrame()
         layout = self.model.layout if self.playback else None
-        self.capture = CaptureThread(source, mailbox, self.realtime, layout)
         self.inference = InferenceThread(self.pipeline, mailbox)
+        self.capture = CaptureThread(source, mailbox, self.realtime, layout, self.inference.running)
         self._update_needs()
         self.capture.failed.connect(self.show_error)
         self.capture.opened.connect(self._on_opened)

@@ -15,9 +15,10 @@ of the bases: about 2 ms a frame on one core.
 Identity is not re-guessed every frame. In a stream, the first frames calibrate the person from a separate
 solve with expressions held near zero (jawOpen and the blinks stay free: talking and blinking are not
 identity): normal equations for the identity weights, and each landmark's resting-face offset from its
-model point (median), so a neutral face reads near-zero expressions. The eyelid margins are mostly
-eyeBlink's: no resting offset, little weight in the identity evidence, and the encoder's geometry correctives
-move them only by their change from the calibration frames' median. Later keyframes add identity
+model point (median), so a neutral face reads near-zero expressions. The eyelid margins are eyeBlink's: no
+resting offset, no weight in the identity evidence (identity absorbing each person's resting eye opening
+hid blinks across people), and the encoder's geometry correctives move them only by their change from the
+calibration frames' median. Later keyframes add identity
 evidence slowly; the prior closes the solve.
 """
 
@@ -75,7 +76,7 @@ class FitConfig:
     # eyeBlink, not to the shapes that imitate them (mouthUpperUp, mouthFunnel, noseSneer, eyeSquint).
     w_opening_lips: float = 100.0
     w_opening_lids: float = 100.0
-    identity_lids: float = 0.4  # the lid margins are mostly eyeBlink's: their share in the identity evidence
+    identity_lids: float = 0.0  # the lid margins are eyeBlink's: their share in the identity evidence
     photo_rounds: int = 2  # a photo: identity and pose/expressions solved in turn this often
     tolerance: float = 1e-3  # stop when no step entry (rad, cm, weight) exceeds this
 
