@@ -67,16 +67,21 @@ def one_rings(triangles: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.cumsum(ptr).astype(np.int32), e[:, 1].astype(np.int32)
 
 
+def boundary_edges(triangles: np.ndarray) -> np.ndarray:
+    """(E, 2) the edges only one triangle uses (vertex pairs, smaller index first): the holes' and rim's."""
+    e = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
+    edges, counts = np.unique(e, axis=0, return_counts=True)
+    return edges[counts == 1]
+
+
 def photometric_mask(triangles: np.ndarray, ring_ptr: np.ndarray, ring_idx: np.ndarray, n: int,
                      rings: int = 2) -> np.ndarray:
     """Vertices more than `rings` edges from the mesh boundary (eye and mouth holes, outer rim).
 
     A point sample on a hole's rim mixes face and background, so the photometric term skips them.
     """
-    e = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
-    edges, counts = np.unique(e, axis=0, return_counts=True)
     near = np.zeros(n, bool)
-    near[edges[counts == 1].ravel()] = True
+    near[boundary_edges(triangles).ravel()] = True
     for _ in range(rings):
         near = near | (np.add.reduceat(near[ring_idx].astype(np.int32), ring_ptr[:-1]) > 0)
     return ~near

@@ -10,12 +10,14 @@ the eyeLook shapes turn, and the inner lip rim a dark mouth interior that opens 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy.optimize import least_squares
 
 from facetrack.io.arkit import eye_angles
 from facetrack.model.facemodel import FaceModel
+from facetrack.model.ict import boundary_edges
 
 EYEBALL_RADIUS = 1.2  # cm, an adult's eyeball
 EYE_SETBACK = 0.08  # cm the eyeball sits behind the sphere through the eye's rim, so that closed lids cover it
@@ -33,10 +35,8 @@ SEGMENTS = 24
 
 def boundary_loops(triangles: np.ndarray) -> list[np.ndarray]:
     """The mesh's holes: each closed loop of edges that only one triangle uses, as ordered vertex indices."""
-    edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
     neighbours: dict[int, list[int]] = {}
-    for a, b in unique[counts == 1]:
+    for a, b in boundary_edges(triangles):
         neighbours.setdefault(int(a), []).append(int(b))
         neighbours.setdefault(int(b), []).append(int(a))
     loops, seen = [], set()
@@ -56,8 +56,10 @@ def boundary_loops(triangles: np.ndarray) -> list[np.ndarray]:
     return loops
 
 
+@cache
 def _sphere() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit sphere with its front pole at +z: vertices, triangles, each vertex's angle from the pole."""
+    """Unit sphere with its front pole at +z: vertices, triangles, each vertex's angle from the pole (built
+    once: every sample's eyeballs are this sphere moved)."""
     phi = np.linspace(0, 2 * np.pi, SEGMENTS, endpoint=False)
     ring = np.stack([np.outer(np.sin(RINGS), np.cos(phi)), np.outer(np.sin(RINGS), np.sin(phi)),
                      np.outer(np.cos(RINGS), np.ones(SEGMENTS))], -1).reshape(-1, 3)
