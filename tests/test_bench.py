@@ -43,7 +43,9 @@ def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir:
     window = [r for r in doc["rows"] if r["part"].startswith("window pipeline")]
     assert len(window) == 1 and window[0]["latency_ms"]["median"] > 0
     assert {"packet", "upload", "model"} <= set(window[0]["stages_ms"])
-    steps = [r for r in doc["rows"] if r["part"].startswith("reconstruction step")]
+    steps = [r for r in doc["rows"] if r["part"].startswith("reconstruction step") and "appearance" not in r["part"]]
+    appearance = [r for r in doc["rows"] if r["part"].startswith("reconstruction step") and "appearance" in r["part"]]
+    assert len(appearance) == 2 and appearance[0]["ms_per_frame"] > appearance[1]["ms_per_frame"]  # update > lighting
     assert len(steps) == 3 and steps[0]["ms_per_frame"] < steps[2]["ms_per_frame"]  # landmarks only is cheapest
     assert any(r["part"].startswith("image formation") for r in doc["rows"])
     printed = capsys.readouterr().out

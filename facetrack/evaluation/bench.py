@@ -18,6 +18,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -205,7 +206,31 @@ def bench_front_end(tracker: Tracker, video: Path, ref: float) -> list[dict]:
         rows.append(_row("per-frame fit (pose + 53 expressions, Gauss-Newton)", "numpy-cpu", 1,
                          time_ms(lambda: tracker.fitter(x, obs, depth)), ref,
                          iterations=tracker.fitter(x, obs, depth)[1].iterations))
+    rows += bench_appearance(tracker, r.x, r.face.crop, ref)
     tracker.reset()
+    return rows
+
+
+def bench_appearance(tracker: Tracker, x: np.ndarray, crop: np.ndarray, ref: float) -> list[dict]:
+    """The window's reconstruction step with the appearance fit on a real frame: a frame that updates the
+    person's reflectance (a photo, a stream's calibration frames and keyframes) and any other stream frame
+    (the lighting only); compare with the step without it ("both levels (the window)")."""
+    app = tracker.appearance
+    if app is None:
+        return []
+
+    def update():
+        app.reset()
+        return tracker.reconstruct(x, WINDOW_NEEDS, crop, partial(app, stream=False))
+
+    rows = [_row("reconstruction step: both levels + appearance fit, reflectance update (photo, keyframe)",
+                 "numpy-cpu", 1, time_ms(update), ref)]
+    update()
+    app.state.frames = app.cfg.calibration_frames + 1  # past calibration: the median is a lighting-only frame
+    rows.append(_row("reconstruction step: both levels + appearance fit, lighting only (other stream frames)",
+                     "numpy-cpu", 1,
+                     time_ms(lambda: tracker.reconstruct(x, WINDOW_NEEDS, crop, partial(app, stream=True))), ref))
+    app.reset()
     return rows
 
 

@@ -8,6 +8,7 @@ shading only when asked for, the photometric error only when an image is given a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,8 +17,13 @@ import torch
 from facetrack.model.correspondence import Correspondence
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
 from facetrack.render.camera import Camera, euler_to_matrix, matrix_to_euler
-from facetrack.render.formation import view
+from facetrack.render.formation import View, view
 from facetrack.render.losses import photometric_residual
+from facetrack.render.sh import irradiance
+
+# Fits what the image decides given the geometry (lighting, reflectance): x, base and final views, the crop
+# (1, 3, H, W) in [0, 1] -> x. facetrack.track.appearance.
+Refine = Callable[[np.ndarray, View, View, torch.Tensor], np.ndarray]
 
 LEVELS = ("base", "final")
 
@@ -113,27 +119,40 @@ class Reconstructor:
         return v @ euler_to_matrix(p["rot"]).transpose(-1, -2) + p["trans"][:, None]
 
     @torch.inference_mode()
-    def __call__(self, x: np.ndarray, needs: Needs = NOTHING, crop: np.ndarray | None = None) -> Reconstruction:
-        """x (D,) to a Reconstruction; `crop` (240, 240, 3) uint8 RGB for the photometric error."""
+    def __call__(self, x: np.ndarray, needs: Needs = NOTHING, crop: np.ndarray | None = None,
+                 refine: Refine | None = None) -> Reconstruction:
+        """x (D,) to a Reconstruction; `crop` (240, 240, 3) uint8 RGB for the photometric error and for
+        `refine`, which (when levels are asked for) replaces x's appearance on the levels' own geometry."""
         model = self.model
-        xt = torch.as_tensor(np.asarray(x, np.float32))[None]
-        p = model.params(xt)
-        named = {k: v[0].numpy().copy() for k, v in p.items()}
+        x = np.asarray(x, np.float32)
+        p = model.params(torch.as_tensor(x)[None])
         lm = self.camera.project(self.landmarks_cam(p))[0].numpy()
-        recon = Reconstruction(np.asarray(x, np.float32), named, model.exp_names, lm, head_frame=self.head_frame)
         if not needs.levels:
-            return recon
+            named = {k: v[0].numpy().copy() for k, v in p.items()}
+            return Reconstruction(x, named, model.exp_names, lm, head_frame=self.head_frame)
+        image = None if crop is None else \
+            torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255.0
+        refine = refine if image is not None else None
         v_b, r_b = model.base(p)
-        geometry = {"base": (v_b, r_b)}
-        if "final" in needs.levels:
-            geometry["final"] = (v_b + model.geo_corrective(p["delta_g"]), r_b + model.refl_corrective(p["delta_r"]))
-        image = None
-        if needs.photometric and crop is not None:
-            image = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255.0
+        geometry = {"base": v_b}
+        if "final" in needs.levels or refine is not None:
+            geometry["final"] = v_b + model.geo_corrective(p["delta_g"])
+        views = {k: view(v, r_b, p, model.triangles, self.camera) for k, v in geometry.items()}
+        if refine is not None:  # geometry and pose stay; reflectance and lighting come from the image
+            x = refine(x, views["base"], views["final"], image)
+            p = model.params(torch.as_tensor(x)[None])
+            _, r_b = model.base(p)
+        albedo = {"base": r_b, "final": r_b + model.refl_corrective(p["delta_r"])}
+        named = {k: v[0].numpy().copy() for k, v in p.items()}
+        recon = Reconstruction(x, named, model.exp_names, lm, head_frame=self.head_frame)
+        if not needs.photometric:
+            image = None
         for name in LEVELS:
             if name not in needs.levels:
                 continue
-            vw = view(*geometry[name], p, model.triangles, self.camera)
+            vw = views[name]
+            shading = vw.shading if refine is None else irradiance(vw.n_cam, p["gamma"])
+            vw = View(vw.v_cam, vw.n_cam, vw.uv, albedo[name], shading, albedo[name] * shading, vw.visible)
             level = Level(vw.v_cam[0].numpy(), vw.n_cam[0].numpy(), vw.uv[0].numpy(), vw.albedo[0].clamp(0, 1).numpy(),
                           vw.color[0].clamp(0, 1).numpy(), vw.visible[0].numpy())
             if image is not None:

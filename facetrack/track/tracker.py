@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from facetrack.net.runtime import make_backend
 from facetrack.net.weights import Weights
 from facetrack.render.camera import Camera
 from facetrack.render.reconstruction import NOTHING, Needs, Reconstruction, Reconstructor
+from facetrack.track.appearance import AppearanceConfig, AppearanceFitter
 from facetrack.track.choice import FacePicker
 from facetrack.track.filters import BOX_FILTER, CoefficientFilter, OneEuro
 from facetrack.track.fitter import DenseFitter, FitConfig, FitInfo
@@ -69,7 +71,7 @@ class Tracker:
     def __init__(self, weights: Weights, backend: str = "auto", landmarks: str = "auto",
                  landmarker: Path | None = None, fit: bool = True, smooth: bool = True,
                  fit_config: FitConfig | None = None, correspondence: Correspondence | None = None,
-                 face_rank: int = 1) -> None:
+                 face_rank: int = 1, appearance: AppearanceConfig | None | bool = True) -> None:
         self.weights = weights
         self.model = weights.model.cpu().eval()
         self.backend = make_backend(weights, backend)
@@ -80,6 +82,9 @@ class Tracker:
         self.finder = FaceFinder(landmarks) if self.dense is None else None
         self.fitter = DenseFitter(self.model, correspondence or Correspondence.load(), self.camera, fit_config) \
             if self.dense is not None and fit else None
+        # lighting and reflectance from the image, for frames whose levels are drawn, recorded or evaluated
+        self.appearance = None if appearance is False else \
+            AppearanceFitter(self.model, self.camera, appearance if isinstance(appearance, AppearanceConfig) else None)
         self.smoother = CoefficientFilter() if self.dense is not None and smooth else None
         # The crop box follows the raw landmarks; its jitter would pass straight into the image-space result
         # (pose and expressions are filtered in crop coordinates), so the box is filtered too.
@@ -107,6 +112,8 @@ class Tracker:
         self.previous = None
         if self.fitter is not None:
             self.fitter.reset(keep_identity=keep_identity)
+        if self.appearance is not None and not keep_identity:
+            self.appearance.reset()
         if self.smoother is not None:
             self.smoother.reset()
             self.box_filter.reset()
@@ -166,11 +173,15 @@ class Tracker:
         if self.smoother is not None and timestamp is not None:
             x = self.smoother(x, self.slices, timestamp)
         t3 = time.perf_counter()
-        recon = self.reconstruct(x, needs, face.crop)
+        refine = None if self.appearance is None else partial(self.appearance, stream=timestamp is not None)
+        recon = self.reconstruct(x, needs, face.crop, refine)
         result = FrameResult(recon, face.box, face, photometric=recon.photometric(), dense=dense, fit=info)
         self.previous = result.landmarks_image
         result.ms = {"detect_landmarks": found.ms, "encoder": 1e3 * (t2 - t1), "fit": 1e3 * (t3 - t2),
                      "model": 1e3 * (time.perf_counter() - t3)}
+        if refine is not None and needs.levels:
+            result.ms["appearance"] = self.appearance.last_ms
+            result.ms["model"] -= self.appearance.last_ms
         return result
 
     def __call__(self, rgb: np.ndarray, pad: float = 0.0, needs: Needs = NOTHING,
