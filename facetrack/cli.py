@@ -277,8 +277,10 @@ def _eval_summary(kind: str, r: dict) -> str:
     ours, peer = resp.get("ours", {}), resp.get("mediapipe_blendshapes", {})
     rs = "; ".join(f"r({k}) ours {_num(ours.get('r_' + k))} / MediaPipe {_num(peer.get('r_' + k))}"
                    for k in ("jawOpen", "eyeBlink_L", "eyeBlink_R"))
+    photo = r.get("photometric_error") or {}
     return (f"{r['frames']} frames, success {r['success_rate']:.3f}; jitter (face sizes per frame) "
-            f"ours {_num(r['jitter']['ours'])} vs raw dlib {_num(r['jitter']['dlib_raw'])}; {rs}")
+            f"ours {_num(r['jitter']['ours'])} vs raw dlib {_num(r['jitter']['dlib_raw'])}; {rs}; photometric "
+            f"error base {_num(photo.get('base'))}, final {_num(photo.get('final'))}")
 
 
 def _num(v: float | None) -> str:

@@ -12,6 +12,7 @@ import torch
 from facetrack.model.facemodel import FaceModel
 from facetrack.net.weights import load_weights
 from facetrack.render.camera import DEFAULT_TRANSLATION, Camera
+from facetrack.render.formation import view
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.render.reconstruction import LEVELS, Needs, Reconstructor
 from facetrack.render.sh import default_gamma
@@ -77,6 +78,28 @@ def test_known_reflectance_and_light_are_recovered(shipped) -> None:
     a_true, a_fit = truth.levels["base"].albedo[seen], after.levels["base"].albedo[seen]
     for c in range(3):
         assert np.corrcoef(a_true[:, c], a_fit[:, c])[0, 1] > 0.9
+
+
+def test_a_degenerate_image_changes_nothing(shipped) -> None:
+    """NaNs in the image (or any solve that fails) leave x and the person's evidence as they were."""
+    model, camera = shipped.model, Camera()
+    x = np.zeros(model.layout.size, np.float32)
+    x[model.layout.slices()["trans"]] = DEFAULT_TRANSLATION
+    x[model.layout.slices()["gamma"]] = default_gamma(1)[0].numpy().ravel()
+    p = model.params(torch.from_numpy(x)[None])
+    with torch.inference_mode():
+        v, r = model.base(p)
+        vw = view(v, r, p, model.triangles, camera)
+    fitter = AppearanceFitter(model, camera)
+    image = torch.full((1, 3, 240, 240), 0.5)
+    good = fitter(x, vw, vw, image, stream=True)
+    held = {k: getattr(fitter.state, k).copy() for k in ("H_beta", "beta", "delta", "gamma")}
+    image[:, :, 100:140] = float("nan")
+    for stream in (True, False):  # a lighting-only frame and one that updates the reflectance
+        assert np.array_equal(fitter(x, vw, vw, image, stream=stream), x)
+    for k, v in held.items():
+        assert np.array_equal(getattr(fitter.state, k), v)
+    assert not np.array_equal(good, x) and np.isfinite(good).all()
 
 
 def test_real_photos_explained_better_by_both_levels(shipped, landmarker: Path, shared_dir: Path) -> None:

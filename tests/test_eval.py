@@ -167,3 +167,5 @@ def test_eval_video_counts_bad_videos(weights: Path, model_file: Path, shared_di
     for k in ("ours", "dlib_raw", "dlib_fed"):
         assert 0 < r["jitter"][k] < 0.05  # face sizes per frame
     assert r["jitter_ratio_ours_to_raw_dlib"] == pytest.approx(r["jitter"]["ours"] / r["jitter"]["dlib_raw"])
+    photo = r["photometric_error"]  # recorded per frame, the appearance fitted over the clip
+    assert 0 < photo["final"] < photo["base"] < 0.3 and photo == d0["photometric_error"]

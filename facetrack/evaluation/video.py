@@ -23,6 +23,8 @@ from facetrack.errors import FacetrackError
 from facetrack.evaluation.metrics import jitter
 from facetrack.evaluation.report import skipped, stats
 from facetrack.io.sources import open_source
+from facetrack.render.reconstruction import LEVELS
+from facetrack.track.pipeline import RECORDING_NEEDS
 from facetrack.track.tracker import Tracker
 from facetrack.vision.crop import face_size
 from facetrack.vision.landmarks import DlibLandmarks
@@ -95,15 +97,17 @@ def lag_frames(ours: np.ndarray, reference: np.ndarray, max_lag: int = MAX_LAG) 
 def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
                 reference: DlibLandmarks | None = None) -> dict[str, np.ndarray]:
     """Per frame: model landmarks, raw and fed landmarks (T, 68, 2), our expression weights and MediaPipe's
-    blendshape scores for the RESPONSIVE shapes (T, 3); NaN where lost."""
+    blendshape scores for the RESPONSIVE shapes (T, 3), each level's photometric error as the app records it
+    (T, 2: base, final); NaN where lost."""
     tracker.reset()
     reference = reference or DlibLandmarks()
-    ours, raw, fed, exp, mp_scores = [], [], [], [], []
+    ours, raw, fed, exp, mp_scores, photo = [], [], [], [], [], []
     nan = np.full((68, 2), np.nan)
     for frame in open_source(str(path)):
         rgb = frame.rgb
-        r = tracker(rgb, timestamp=frame.timestamp)
+        r = tracker(rgb, needs=RECORDING_NEEDS, timestamp=frame.timestamp)
         if r is None:
+            photo.append([np.nan, np.nan])
             ours.append(nan)
             raw.append(nan)
             fed.append(nan)
@@ -118,10 +122,12 @@ def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
             exp.append([e.get(n, np.nan) for n in RESPONSIVE])
             shapes = r.dense.blendshapes if r.dense is not None else {}
             mp_scores.append([shapes.get(MEDIAPIPE_NAMES[n], np.nan) for n in RESPONSIVE])
+            photo.append([r.photometric.get(lv, np.nan) for lv in LEVELS])
         if max_frames and len(ours) >= max_frames:
             break
     return {k: np.asarray(v, np.float64) for k, v in (("ours", ours), ("dlib_raw", raw), ("dlib_fed", fed),
-                                                       ("expressions", exp), ("mediapipe", mp_scores))}
+                                                       ("expressions", exp), ("mediapipe", mp_scores),
+                                                       ("photometric", photo))}
 
 
 def responsiveness(tr: dict[str, np.ndarray]) -> dict:
@@ -144,10 +150,21 @@ def responsiveness(tr: dict[str, np.ndarray]) -> dict:
     return out
 
 
+def photometric_levels(photo: np.ndarray) -> dict:
+    """Mean per-vertex photometric error of each level over the frames with a face, and final / base: the
+    recorded figure (RGB in [0, 1], the face area's visible vertices), with the appearance fitted over time."""
+    ok = np.isfinite(photo).all(1)
+    if not ok.any():
+        return {}
+    base, final = (float(v) for v in photo[ok].mean(0))
+    return {"base": base, "final": final, "final_to_base": final / base}
+
+
 def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = None, still: float = STILL) -> dict:
     per_video, missing = {}, Counter()
     reference = DlibLandmarks()
-    series: dict[str, list[np.ndarray]] = {k: [] for k in ("ours", "dlib_raw", "expressions", "mediapipe")}
+    series: dict[str, list[np.ndarray]] = {k: [] for k in ("ours", "dlib_raw", "expressions", "mediapipe",
+                                                           "photometric")}
     total = found = 0
     pooled = {"ours": [], "dlib_raw": [], "dlib_fed": []}
     still_n = 0
@@ -179,6 +196,7 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
                                 "jitter": fig, "jitter_ratio_ours_to_raw_dlib": fig["ours"] / fig["dlib_raw"]
                                 if n_pairs else None,
                                 "face_size_px": stats(scale).get("median"), "responsiveness": responsiveness(tr),
+                                "photometric_error": photometric_levels(tr["photometric"]),
                                 "lag_frames": lag_frames(tr["ours"], tr["dlib_raw"])}
 
     def pooled_mean(k: str) -> float | None:
@@ -196,4 +214,5 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
             else None,
             "lag_frames_median": float(np.median(lags)) if (lags := [v["lag_frames"] for v in per_video.values()
                                                                       if v.get("lag_frames") is not None]) else None,
+            "photometric_error": photometric_levels(np.concatenate(series["photometric"])) if series["ours"] else None,
             "front_end": tracker.front_end, "per_video": per_video, "skipped": skipped(missing)}

@@ -162,10 +162,10 @@ class AppearanceFitter:
         gamma0 = st.gamma if stream and st.gamma is not None else x[sl["gamma"]].reshape(3, 9).astype(np.float64)
         w_light = cfg.w_light_previous if stream and st.gamma is not None else cfg.w_light
         beta = st.beta if st.beta is not None else x[sl["beta"]].astype(np.float64)
-        delta = st.delta if st.delta is not None else np.zeros(len(x[sl["delta_r"]]))
+        delta = st.delta if st.delta is not None else x[sl["delta_r"]].astype(np.float64)
         n = st.frames
         st.frames += 1
-        update = not stream or (n < cfg.calibration_frames and n % cfg.calibration_every == 0) \
+        update = not stream or st.beta is None or (n < cfg.calibration_frames and n % cfg.calibration_every == 0) \
             or (n >= cfg.calibration_frames and n % cfg.keyframe_every == 0)
         frame_weight = 1.0 if (not stream or n < cfg.calibration_frames) else cfg.keyframe_weight
         albedo_b = self.refl_mean + np.einsum("k,ksc->sc", beta, self.refl_rows)
@@ -181,13 +181,19 @@ class AppearanceFitter:
                                    st.add("g_beta", gb, frame_weight))
             albedo_b = self.refl_mean + np.einsum("k,ksc->sc", beta, self.refl_rows)
             w = self._robust(albedo_b * S_b - obs, vis)
+        sums = {}
         if update:
-            st.H_beta, st.g_beta = st.add("H_beta", Hb, frame_weight), st.add("g_beta", gb, frame_weight)
+            sums = {"H_beta": st.add("H_beta", Hb, frame_weight), "g_beta": st.add("g_beta", gb, frame_weight)}
             if self.corr_rows is not None:  # the correctives explain what the base level leaves
                 Hd, gd, C = self._corrective_evidence(Y_f @ gamma.T, obs, w)
-                st.H_delta, st.g_delta, st.C = (st.add(k, v, frame_weight) for k, v in
-                                                (("H_delta", Hd), ("g_delta", gd), ("C", C)))
-                delta = np.linalg.solve(st.H_delta + weight * self.corrective_prior, st.g_delta - st.C @ beta)
+                sums.update({k: st.add(k, v, frame_weight) for k, v in (("H_delta", Hd), ("g_delta", gd), ("C", C))})
+                delta = np.linalg.solve(sums["H_delta"] + weight * self.corrective_prior,
+                                        sums["g_delta"] - sums["C"] @ beta)
+        if not all(np.isfinite(a).all() for a in (gamma, beta, delta, *sums.values())):
+            return x  # a degenerate frame: the encoder's appearance, and the person's evidence untouched
+        if update:
+            for k, v in sums.items():
+                setattr(st, k, v)
             st.weight, st.beta, st.delta = weight, beta, delta
         st.gamma = gamma
         x[sl["gamma"]] = gamma.ravel()
