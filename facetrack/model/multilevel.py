@@ -117,8 +117,11 @@ class MultiLevelModel(nn.Module):
         """Base level (affine 3DMM) geometry and reflectance."""
         B, V = p["alpha_id"].shape[0], self.n_vertices
         v = self.mean + (p["alpha_id"] @ self.id_basis + p["alpha_exp"] @ self.exp_basis).view(B, V, 3)
-        r = self.refl_mean + (p["beta"] @ self.refl_basis).view(B, V, 3)
-        return v, r
+        return v, self.reflectance(p)
+
+    def reflectance(self, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Base level reflectance alone (what changes when only the appearance is refitted)."""
+        return self.refl_mean + (p["beta"] @ self.refl_basis).view(p["beta"].shape[0], self.n_vertices, 3)
 
     def forward(self, p: dict[str, torch.Tensor]) -> Levels:
         v_b, r_b = self.base(p)

@@ -23,22 +23,30 @@ class View:
     v_cam: torch.Tensor
     n_cam: torch.Tensor
     uv: torch.Tensor
-    albedo: torch.Tensor
-    shading: torch.Tensor
-    color: torch.Tensor
+    albedo: torch.Tensor | None  # None: geometry only (see `view`)
+    shading: torch.Tensor | None
+    color: torch.Tensor | None
     visible: torch.Tensor  # bool: front-facing and inside the crop
 
 
-def view(v_model: torch.Tensor, albedo: torch.Tensor, p: dict[str, torch.Tensor], triangles: torch.Tensor,
+def view(v_model: torch.Tensor, albedo: torch.Tensor | None, p: dict[str, torch.Tensor], triangles: torch.Tensor,
          camera: Camera) -> View:
-    """Pose, project and shade (B, V, 3) model-frame vertices with albedo under the SH light in p."""
+    """Pose, project and shade (B, V, 3) model-frame vertices with albedo under the SH light in p; without
+    albedo, the geometry alone (shading and colour None: what the appearance fit starts from)."""
     R = euler_to_matrix(p["rot"])
     v_cam = v_model @ R.transpose(-1, -2) + p["trans"][:, None, :]
     n_cam = vertex_normals(v_cam, triangles)
     uv = camera.project(v_cam)
-    shading = irradiance(n_cam, p["gamma"])
     visible = front_facing(v_cam, n_cam) & inside(uv, camera.width, camera.height)
-    return View(v_cam, n_cam, uv, albedo, shading, albedo * shading, visible)
+    if albedo is None:
+        return View(v_cam, n_cam, uv, None, None, None, visible)
+    return shade(View(v_cam, n_cam, uv, albedo, None, None, visible), albedo, p["gamma"])
+
+
+def shade(v: View, albedo: torch.Tensor, gamma: torch.Tensor) -> View:
+    """The view with this albedo under the SH light gamma (B, 3, 9)."""
+    shading = irradiance(v.n_cam, gamma)
+    return View(v.v_cam, v.n_cam, v.uv, albedo, shading, albedo * shading, v.visible)
 
 
 def views(levels: Levels, p: dict[str, torch.Tensor], triangles: torch.Tensor,

@@ -17,9 +17,8 @@ import torch
 from facetrack.model.correspondence import Correspondence
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
 from facetrack.render.camera import Camera, euler_to_matrix, matrix_to_euler
-from facetrack.render.formation import View, view
+from facetrack.render.formation import View, shade, view
 from facetrack.render.losses import photometric_residual
-from facetrack.render.sh import irradiance
 
 # Fits what the image decides given the geometry (lighting, reflectance): x, base and final views, the crop
 # (1, 3, H, W) in [0, 1] -> x. facetrack.track.appearance.
@@ -137,12 +136,15 @@ class Reconstructor:
         geometry = {"base": v_b}
         if "final" in needs.levels or refine is not None:
             geometry["final"] = v_b + model.geo_corrective(p["delta_g"])
-        views = {k: view(v, r_b, p, model.triangles, self.camera) for k, v in geometry.items()}
-        if refine is not None:  # geometry and pose stay; reflectance and lighting come from the image
+        # geometry and pose stay as they are; with `refine`, reflectance and lighting come from the image
+        views = {k: view(v, None, p, model.triangles, self.camera) for k, v in geometry.items()}
+        if refine is not None:
             x = refine(x, views["base"], views["final"], image)
             p = model.params(torch.as_tensor(x)[None])
-            _, r_b = model.base(p)
-        albedo = {"base": r_b, "final": r_b + model.refl_corrective(p["delta_r"])}
+            r_b = model.reflectance(p)
+        albedo = {"base": r_b}
+        if "final" in needs.levels:
+            albedo["final"] = r_b + model.refl_corrective(p["delta_r"])
         named = {k: v[0].numpy().copy() for k, v in p.items()}
         recon = Reconstruction(x, named, model.exp_names, lm, head_frame=self.head_frame)
         if not needs.photometric:
@@ -150,9 +152,7 @@ class Reconstructor:
         for name in LEVELS:
             if name not in needs.levels:
                 continue
-            vw = views[name]
-            shading = vw.shading if refine is None else irradiance(vw.n_cam, p["gamma"])
-            vw = View(vw.v_cam, vw.n_cam, vw.uv, albedo[name], shading, albedo[name] * shading, vw.visible)
+            vw = shade(views[name], albedo[name], p["gamma"])
             level = Level(vw.v_cam[0].numpy(), vw.n_cam[0].numpy(), vw.uv[0].numpy(), vw.albedo[0].clamp(0, 1).numpy(),
                           vw.color[0].clamp(0, 1).numpy(), vw.visible[0].numpy())
             if image is not None:
