@@ -255,7 +255,7 @@ def test_labelled_cache_and_distillation(face: FaceModel, model_file: Path, weig
     assert loss.dense_term(vb, batch).item() < 30.0  # px^2: the fit's own residual, weighted
 
     cfg = load_config(None, [*TINY, f"init={weights}", "encoder=fast", "correctives.n_geometry=100",
-                             "correctives.n_reflectance=100", "weights.dense=0.01", "weights.distill=5",
+                             "correctives.n_reflectance=200", "weights.dense=0.01", "weights.distill=5",
                              "stage1_steps=12", "stage2_steps=4"])
     run = tmp_path / "run"
     train(cfg, cache, run, model_file, weights / "reflectance.npz", progress=False)
