@@ -47,7 +47,31 @@ def test_round_trip(tmp_path: Path) -> None:
         assert np.allclose(R, Rq, atol=1e-5)
     assert np.allclose(back.timestamp, np.arange(7) / 30) and list(back.frame_index) == list(range(7))
     assert np.allclose(back.values["crop_box"], [320, 240, 200]) and np.allclose(back.values["frame_size"], SIZE)
-    assert back.header["version"] == 3 and back.damaged == 0 and not back.truncated
+    assert back.header["version"] == 4 and back.damaged == 0 and not back.truncated
+    assert np.allclose(back.values["reflectance"], xs[:, sl["beta"]], atol=1e-6)
+    x_back = back.params(LAYOUT)  # everything the model needs comes back, the rotation through the quaternion
+    for name in ("alpha_id", "alpha_exp", "beta", "delta_g", "delta_r", "trans", "gamma"):
+        assert np.allclose(x_back[:, sl[name]], xs[:, sl[name]], atol=1e-6), name
+
+
+def test_recordings_replay_with_grown_correctives_and_refuse_other_models(tmp_path: Path) -> None:
+    """A recording keeps playing when the weights' correctives grew since (the new coefficients are 0, as the
+    grown encoder says); any other difference in sizes is a one-line error, not a garbled replay."""
+    xs = _frames(3)
+    with Recorder(tmp_path / "a.ftrec", LAYOUT, NAMES) as rec:
+        for i, x in enumerate(xs):
+            rec.write(i / 30, i, x, {}, BOX, SIZE)
+    back = read_recording(tmp_path / "a.ftrec")
+    grown = ParamLayout(n_cg=4, n_cr=6)
+    x = back.params(grown)
+    sl, gsl = LAYOUT.slices(), grown.slices()
+    assert np.allclose(x[:, gsl["delta_r"]][:, :4], xs[:, sl["delta_r"]], atol=1e-6)
+    assert (x[:, gsl["delta_r"]][:, 4:] == 0).all()
+    assert np.allclose(x[:, gsl["gamma"]], xs[:, sl["gamma"]], atol=1e-6)
+    with pytest.raises(FacetrackError, match="replay it with the weights it was recorded with"):
+        back.params(ParamLayout(n_cg=4, n_cr=2))
+    with pytest.raises(FacetrackError, match="100 alpha_id values, the model 50"):
+        back.params(ParamLayout(n_id=50, n_cg=4, n_cr=4))
 
 
 def test_version_1_files_still_read(tmp_path: Path) -> None:
@@ -72,6 +96,7 @@ def test_version_1_files_still_read(tmp_path: Path) -> None:
     assert len(rec) == 3 and "crop_box" not in rec.values
     frames = list(open_source(str(path), LAYOUT))
     assert len(frames) == 3 and frames[0].box is None and frames[1].x[LAYOUT.slices()["trans"]][2] == -115.0
+    assert (frames[0].x[LAYOUT.slices()["beta"]] == 0).all()  # no reflectance field before version 4: the mean
     assert main(["export", str(path), "--csv", str(tmp_path / "v1.csv")]) == 0
 
 

@@ -4,15 +4,17 @@
 
 The header names every field and its size; a record is float64 timestamp (s), int64 frame index, then
 float32 values in header order: quaternion (w, x, y, z), translation (cm), identity, expressions (ARKit
-names in the header), delta_g, delta_r, SH gamma (27), photometric error base and final (NaN when not
-computed), crop box (cx, cy, side in frame pixels), frame size (width, height) and face present (1, or 0
-when no face was found and the last parameters are held), and (version 3) a uint32 CRC-32 of the record's
-bytes before it. Each record is written and flushed on its own, so a crash or kill loses at most the frame
-being written; the reader drops a truncated last record. A record whose CRC does not match (a damaged
-file) is skipped and counted, never read as numbers. Versions 1 (without crop box, frame size and face)
-and 2 (without the CRC) still read; their records are checked for plausibility instead (finite time,
-a frame index that does not go backwards, a unit quaternion). A full disk raises a one-line FacetrackError
-and leaves what was written readable.
+names in the header), delta_g, delta_r, (version 4) the base reflectance weights, SH gamma (27), photometric
+error base and final (NaN when not computed), crop box (cx, cy, side in frame pixels), frame size (width,
+height) and face present (1, or 0 when no face was found and the last parameters are held), and (version 3)
+a uint32 CRC-32 of the record's bytes before it. Files before version 4 replay with the mean reflectance.
+A recording made with fewer corrective coefficients than the model has (weights whose correctives grew since)
+replays with the new ones at 0, which is what those weights' encoder says for them. Each record is written
+and flushed on its own, so a crash or kill loses at most the frame being written; the reader drops a
+truncated last record. A record whose CRC does not match (a damaged file) is skipped and counted, never read
+as numbers. Versions 1 (without crop box, frame size and face) and 2 (without the CRC) still read; their
+records are checked for plausibility instead (finite time, a frame index that does not go backwards, a unit
+quaternion). A full disk raises a one-line FacetrackError and leaves what was written readable.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from facetrack.render.camera import euler_to_matrix, matrix_to_euler
 from facetrack.vision.crop import CropBox
 
 MAGIC = b"FTREC1\n"
-VERSION = 3
+VERSION = 4
 MAX_INDEX_STEP = 100_000  # a larger jump of the frame index between records marks a damaged one
 
 
@@ -68,7 +70,8 @@ def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
 
 def fields_for(layout: ParamLayout) -> list[tuple[str, int]]:
     return [("quaternion", 4), ("translation", 3), ("identity", layout.n_id), ("expression", layout.n_exp),
-            ("delta_g", layout.n_cg), ("delta_r", layout.n_cr), ("gamma", 27), ("photo_base", 1),
+            ("delta_g", layout.n_cg), ("delta_r", layout.n_cr), ("reflectance", layout.n_refl), ("gamma", 27),
+            ("photo_base", 1),
             ("photo_final", 1), ("crop_box", 3), ("frame_size", 2), ("face", 1)]
 
 
@@ -78,8 +81,8 @@ def frame_values(layout: ParamLayout, x: np.ndarray, photometric: dict[str, floa
     p = layout.split(torch.as_tensor(x, dtype=torch.float64)[None])
     q = matrix_to_quaternion(euler_to_matrix(p["rot"])[0].numpy())
     parts = [q, p["trans"][0], p["alpha_id"][0], p["alpha_exp"][0], p["delta_g"][0], p["delta_r"][0],
-             p["gamma"][0].reshape(-1), [photometric.get("base", np.nan)], [photometric.get("final", np.nan)],
-             [box.cx, box.cy, box.side], frame_size, [1.0 if present else 0.0]]
+             p["beta"][0], p["gamma"][0].reshape(-1), [photometric.get("base", np.nan)],
+             [photometric.get("final", np.nan)], [box.cx, box.cy, box.side], frame_size, [1.0 if present else 0.0]]
     return np.concatenate([np.asarray(v, np.float64).ravel() for v in parts]).astype(np.float32)
 
 
@@ -157,12 +160,23 @@ class Recording:
         return self.values["face"][:, 0] > 0.5 if "face" in self.values else np.ones(len(self), bool)
 
     def params(self, layout: ParamLayout) -> np.ndarray:
-        """(N, D) parameter vectors in `layout` order (rotation back from the quaternion to Euler angles)."""
+        """(N, D) parameter vectors in `layout` order (rotation back from the quaternion to Euler angles). The
+        base reflectance is 0 (the mean) in files without it; correctives the model has beyond the recorded
+        ones are 0; any other size that differs from the model's is a one-line FacetrackError."""
         R = quaternion_to_matrix(self.values["quaternion"])
         parts = {"alpha_id": self.values["identity"], "alpha_exp": self.values["expression"],
+                 "beta": self.values.get("reflectance", np.zeros((len(self), layout.n_refl), np.float32)),
                  "delta_g": self.values["delta_g"], "delta_r": self.values["delta_r"],
                  "rot": matrix_to_euler(torch.from_numpy(R)).numpy(), "trans": self.values["translation"],
                  "gamma": self.values["gamma"]}
+        sizes = layout.sizes
+        for name, v in parts.items():
+            have, want = v.shape[1], sizes[name]
+            if have < want and name in ("delta_g", "delta_r"):
+                parts[name] = np.concatenate([v, np.zeros((len(v), want - have), v.dtype)], 1)
+            elif have != want:
+                raise FacetrackError(f"the recording has {have} {name} values, the model {want}: replay it with "
+                                     f"the weights it was recorded with (--weights)")
         x = layout.join({k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in parts.items()})
         return x.numpy()
 
