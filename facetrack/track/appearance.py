@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.linalg.blas import dsyrk as syrk
 
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
 from facetrack.render.camera import Camera
@@ -123,21 +124,35 @@ class AppearanceFitter:
             out[c] = np.linalg.solve(H, g)
         return out
 
+    @staticmethod
+    def _weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The samples with weight and the square roots of their weights, normalized to sum 1 so that every
+        frame counts alike."""
+        keep = np.flatnonzero(w > 0)
+        return keep, np.sqrt(w[keep] / max(w.sum(), 1e-12))[:, None]
+
+    @staticmethod
+    def _gram(A: np.ndarray) -> np.ndarray:
+        """A A^T by a symmetric rank-k update (half the work of the product; A.T is Fortran-ordered)."""
+        H = syrk(1.0, A.T, trans=1)
+        return np.triu(H) + np.triu(H, 1).T
+
     def _base_evidence(self, S: np.ndarray, obs: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """This frame's normal equations for beta; S (S, 3) the base level's shading, w (S,) sample weights
-        (zero where not visible), normalized to sum 1 so that every frame counts alike."""
-        wn = np.sqrt(w / max(w.sum(), 1e-12))[:, None]
-        A = (self.refl_rows * (S * wn)).reshape(len(self.refl_rows), -1)  # (80, S*3)
-        return A @ A.T, A @ ((obs - S * self.refl_mean) * wn).ravel()
+        (zero where not visible)."""
+        keep, sw = self._weights(w)
+        A = (self.refl_rows[:, keep] * (S[keep] * sw)).reshape(len(self.refl_rows), -1)  # (80, S'*3)
+        return self._gram(A), A @ ((obs[keep] - S[keep] * self.refl_mean[keep]) * sw).ravel()
 
     def _corrective_evidence(self, S: np.ndarray, obs: np.ndarray, w: np.ndarray
                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """This frame's normal equations for delta_r on the final level's shading S: (H, g, C) with the
         right-hand side g - C beta, so that the sums stay exact when beta changes."""
-        wn = np.sqrt(w / max(w.sum(), 1e-12))[:, None]
-        A = (self.corr_rows * (S * wn)).reshape(len(self.corr_rows), -1)  # (C_r, S*3)
-        E = (self.refl_rows * (S * wn)).reshape(len(self.refl_rows), -1)
-        return A @ A.T, A @ ((obs - S * self.refl_mean) * wn).ravel(), A @ E.T
+        keep, sw = self._weights(w)
+        scale = S[keep] * sw
+        A = (self.corr_rows[:, keep] * scale).reshape(len(self.corr_rows), -1)  # (C_r, S'*3)
+        E = (self.refl_rows[:, keep] * scale).reshape(len(self.refl_rows), -1)
+        return self._gram(A), A @ ((obs[keep] - S[keep] * self.refl_mean[keep]) * sw).ravel(), A @ E.T
 
     def _robust(self, residual: np.ndarray, vis: np.ndarray) -> np.ndarray:
         return vis / np.maximum(np.linalg.norm(residual, axis=1), self.cfg.robust_floor)
