@@ -45,3 +45,18 @@ def test_levels(face: FaceModel, kind: str) -> None:
     assert -3.0 < (v_open[0, chin, 1] - model.mean[chin, 1]).item() < -1.0
     lv.v_final.sum().backward()  # correctives are trainable
     assert all(q.grad is not None for q in model.geo_corrective.parameters())
+
+
+def test_labels_from_before_the_correctives_grew_keep_every_other_block() -> None:
+    """Distillation reads identity, expressions, pose and light of labels cached with weights that had fewer
+    correctives; for labels of its own layout it reads what `split` reads."""
+    old, grown = ParamLayout(n_cg=100, n_cr=100), ParamLayout(n_cg=100, n_cr=200)
+    x = torch.randn(3, old.size)
+    want, got = old.split(x), grown.without_correctives(x)
+    assert set(got) == set(want) - {"delta_g", "delta_r"}
+    for k, v in got.items():
+        assert torch.equal(v, want[k]), k
+    same = grown.without_correctives(y := torch.randn(2, grown.size))
+    assert all(torch.equal(v, grown.split(y)[k]) for k, v in same.items())
+    with pytest.raises(ValueError):
+        grown.without_correctives(torch.zeros(1, 100))

@@ -42,6 +42,7 @@ class LossWeights:
     distill_identity: float = 0.1  # share of the identity part in `distill`
     distill_expression: float = 1.0  # and of the expressions' mean squared error (53: their sum)
     distill_primary: float = 0.0  # and of the squared error of the fit's primary shapes (jawOpen, blinks) on top
+    distill_rotation: float = 1.0  # and of the rotation's squared error (radians)
     # Learning without forgetting when fine-tuning (`init`): the base reflectance (in sigmas) and the SH
     # lighting stay near what the init encoder says for the same crop, so that distilling the geometry does
     # not drag the base level's colours along (the app's fit keeps the encoder's reflectance and lighting).
@@ -106,7 +107,7 @@ class TrainingLoss(nn.Module):
         face: left and right shapes swapped, yaw and roll negated (x -> -x conjugates Rz Ry Rx into
         Rz(-roll) Ry(-yaw) Rx(pitch)), and no identity target (ICT's identity modes are not symmetric). The
         rotation target then turns with the crop's in-plane augmentation (roll is the outermost angle)."""
-        t = self.model.params(batch["pseudo"])
+        t = self.model.layout.without_correctives(batch["pseudo"])  # labels from before the correctives grew too
         flipped = batch.get("flipped", torch.zeros_like(batch["labelled"]))
         side = 1.0 - 2.0 * flipped[:, None]
         rot = t["rot"] * torch.cat([torch.ones_like(side), side, side], 1)
@@ -116,7 +117,7 @@ class TrainingLoss(nn.Module):
         e = self.w.distill_expression * d2.mean(-1) + self.w.distill_primary * d2[:, self.primary].sum(-1)
         i = (((p["alpha_id"] - t["alpha_id"]) / self.model.id_sigma) ** 2).mean(-1) * (1.0 - flipped)
         r = ((p["rot"] - rot) ** 2).sum(-1)
-        per = e + self.w.distill_identity * i + r
+        per = e + self.w.distill_identity * i + self.w.distill_rotation * r
         return (per * batch["labelled"]).sum() / batch["labelled"].sum().clamp(min=1.0)
 
     def anchor_term(self, p: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:

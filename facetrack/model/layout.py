@@ -55,6 +55,18 @@ class ParamLayout:
         parts["gamma"] = parts["gamma"].reshape(*x.shape[:-1], 3, 9)
         return parts
 
+    def without_correctives(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every block but the correctives of a (B, D') vector whose corrective blocks may have other sizes than
+        this layout's (a label made with weights whose correctives grew since): identity, expressions and
+        reflectance have fixed places from the start, pose and lighting from the end."""
+        head = self.n_id + self.n_exp + self.n_refl
+        tail = x[..., x.shape[-1] - 33 :]
+        if x.shape[-1] < head + 33:
+            raise ValueError(f"parameter vector has {x.shape[-1]} entries, fewer than this layout's fixed blocks")
+        return {"alpha_id": x[..., : self.n_id], "alpha_exp": x[..., self.n_id : self.n_id + self.n_exp],
+                "beta": x[..., self.n_id + self.n_exp : head], "rot": tail[..., :3], "trans": tail[..., 3:6],
+                "gamma": tail[..., 6:].reshape(*x.shape[:-1], 3, 9)}
+
     def join(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         """Inverse of split; missing blocks are zero."""
         ref = next(iter(parts.values()))
