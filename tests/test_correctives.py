@@ -54,4 +54,4 @@ def test_correctives_command_writes_loadable_weights(weights: Path, model_file: 
     card = json.loads((out / "model_card.json").read_text())
     assert card["correctives"]["n_reflectance"] == n + 3 and card["grown"][-1]["new_modes"] == 3
     assert main(["--weights", str(weights), "--images", str(tmp_path / "none"), "--out", str(tmp_path / "x"),
-                 "--landmarker", str(landmarker), "--model", str(model_file)]) == 1  # one-line error
+                 "--landmarker", str(landmarker), "--model", str(model_file)]) == 2  # one-line error

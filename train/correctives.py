@@ -34,14 +34,13 @@ from facetrack.model.layout import BLOCKS, ParamLayout
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
 from facetrack.net.encoder import Encoder
 from facetrack.net.weights import Weights, load_weights, save_weights
+from facetrack.render.formation import View, shade
 from facetrack.render.occlusion import zbuffer_visible
-from facetrack.render.points import sample
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.render.reconstruction import LEVELS, Needs
-from facetrack.render.sh import irradiance
 from facetrack.track.photos import reconstructions
 from facetrack.track.tracker import Tracker
-from train.reflectance import MIN_COS, MIN_SHADING, pca_with_gaps
+from train.reflectance import observed_albedo, pca_with_gaps
 
 DOCS = ("README.md", "model_card.md", "model_card.json", "curves.png", "validation.png")
 
@@ -50,7 +49,7 @@ def residual_samples(tracker: Tracker, files: list[Path], progress: bool = True)
     """(N, V, 3) reflectance residuals of the fitted final level and (N, V) validity, one row per photo found."""
     model, cam = tracker.model, tracker.camera
     raster = GLRasterizer.for_camera(cam, 1)
-    mask = model.face_photo_mask.numpy() > 0
+    mask = model.face_photo_mask > 0
     out_r, out_v = [], []
     try:
         for _, _, r in tqdm(reconstructions(tracker, files, Counter(), Needs(frozenset(LEVELS))), total=len(files),
@@ -58,15 +57,11 @@ def residual_samples(tracker: Tracker, files: list[Path], progress: bool = True)
             lv = r.recon.levels["final"]
             img = torch.from_numpy(r.face.crop.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
             with torch.inference_mode():
-                v_cam = torch.from_numpy(lv.v_cam)[None]
-                seen = zbuffer_visible(raster, cam, v_cam, model.triangles)[0].numpy()
-                obs = sample(img, torch.from_numpy(lv.uv)[None])[0].numpy()
-                shading = irradiance(torch.from_numpy(lv.normal)[None],
-                                     torch.from_numpy(r.recon.params["gamma"])[None])[0].numpy()
-            albedo = obs / np.maximum(shading, MIN_SHADING)
-            cos = (lv.normal * -lv.v_cam / np.linalg.norm(lv.v_cam, axis=1, keepdims=True)).sum(1)
-            ok = seen & lv.visible & mask & (cos > MIN_COS) & (shading.min(1) > MIN_SHADING) \
-                & (albedo < 1).all(1) & (albedo > 0).all(1)
+                geometry = View(*(torch.from_numpy(a)[None] for a in (lv.v_cam, lv.normal, lv.uv)), None, None, None,
+                                torch.from_numpy(lv.visible)[None])
+                vw = shade(geometry, torch.from_numpy(lv.albedo)[None], torch.from_numpy(r.recon.params["gamma"])[None])
+                seen = zbuffer_visible(raster, cam, vw.v_cam, model.triangles)
+                albedo, ok = (a[0].numpy() for a in observed_albedo(img, vw, seen, mask))
             out_r.append((albedo - lv.albedo).astype(np.float32))
             out_v.append(ok)
     finally:
@@ -155,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         info = build(paths.weights_dir(args.weights), Path(args.images), Path(args.out), args.photos, args.modes,
                      landmarker, Path(args.model) if args.model else None)
     except FacetrackError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        print(f"correctives: error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}: {info}")
     return 0
 

@@ -24,7 +24,7 @@ from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.net.weights import save_reflectance
 from facetrack.render.camera import Camera
-from facetrack.render.formation import base_params, view
+from facetrack.render.formation import View, base_params, view
 from facetrack.render.losses import LandmarkTable
 from facetrack.render.occlusion import zbuffer_visible
 from facetrack.render.points import sample
@@ -34,6 +34,16 @@ from train.fit import DEFAULT_LR, FitConfig, fit, skin_colour_model
 
 MIN_COS = 0.3  # samples seen more obliquely than about 72 degrees are too dark and blurred to trust
 MIN_SHADING = 0.25
+
+
+def observed_albedo(image: torch.Tensor, vw: View, seen: torch.Tensor, mask: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, V, 3) the image's colour over the view's shading, and (B, V) where that can be trusted: seen (the
+    z-buffer `seen` and the view's own visibility), inside `mask`, not grazing, not dark, inside [0, 1]."""
+    cos = (vw.n_cam * -torch.nn.functional.normalize(vw.v_cam, dim=-1)).sum(-1)
+    ok = seen & vw.visible & (cos > MIN_COS) & mask & (vw.shading.min(-1).values > MIN_SHADING)
+    albedo = sample(image, vw.uv) / vw.shading.clamp(min=MIN_SHADING)
+    return albedo, ok & (albedo < 1.0).all(-1) & (albedo > 0.0).all(-1)
 
 
 def albedo_samples(face: FaceModel, data: CropDataset, n: int, steps: int, batch: int = 16,
@@ -56,11 +66,8 @@ def albedo_samples(face: FaceModel, data: CropDataset, n: int, steps: int, batch
             p = model.layout.split(res.x)
             v_b, r_b = model.base(p)
             vw = view(v_b, r_b, p, model.triangles, cam)
-            seen = zbuffer_visible(raster, cam, vw.v_cam, model.triangles) & vw.visible
-            cos = (vw.n_cam * -torch.nn.functional.normalize(vw.v_cam, dim=-1)).sum(-1)
-            ok = seen & (cos > MIN_COS) & (model.photo_mask > 0) & (vw.shading.min(-1).values > MIN_SHADING)
-            albedo = sample(img, vw.uv) / vw.shading.clamp(min=MIN_SHADING)
-            ok &= (albedo < 1.0).all(-1) & (albedo > 0.0).all(-1)
+            seen = zbuffer_visible(raster, cam, vw.v_cam, model.triangles)
+            albedo, ok = observed_albedo(img, vw, seen, model.photo_mask > 0)
         out_a.append(albedo.numpy())
         out_v.append(ok.numpy())
     raster.release()

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -57,15 +57,13 @@ class ParamLayout:
 
     def without_correctives(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every block but the correctives of a (B, D') vector whose corrective blocks may have other sizes than
-        this layout's (a label made with weights whose correctives grew since): identity, expressions and
-        reflectance have fixed places from the start, pose and lighting from the end."""
-        head = self.n_id + self.n_exp + self.n_refl
-        tail = x[..., x.shape[-1] - 33 :]
-        if x.shape[-1] < head + 33:
+        this layout's (a label made with weights whose correctives grew since): the correctives sit between
+        the blocks of fixed size, so splitting by this layout with the difference put into the reflectance
+        correctives finds all the others."""
+        grown = replace(self, n_cr=self.n_cr + x.shape[-1] - self.size)
+        if grown.n_cr < 0:
             raise ValueError(f"parameter vector has {x.shape[-1]} entries, fewer than this layout's fixed blocks")
-        return {"alpha_id": x[..., : self.n_id], "alpha_exp": x[..., self.n_id : self.n_id + self.n_exp],
-                "beta": x[..., self.n_id + self.n_exp : head], "rot": tail[..., :3], "trans": tail[..., 3:6],
-                "gamma": tail[..., 6:].reshape(*x.shape[:-1], 3, 9)}
+        return {k: v for k, v in grown.split(x).items() if k not in ("delta_g", "delta_r")}
 
     def join(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         """Inverse of split; missing blocks are zero."""

@@ -115,9 +115,12 @@ class MultiLevelModel(nn.Module):
 
     def base(self, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Base level (affine 3DMM) geometry and reflectance."""
+        return self.geometry(p), self.reflectance(p)
+
+    def geometry(self, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Base level geometry alone."""
         B, V = p["alpha_id"].shape[0], self.n_vertices
-        v = self.mean + (p["alpha_id"] @ self.id_basis + p["alpha_exp"] @ self.exp_basis).view(B, V, 3)
-        return v, self.reflectance(p)
+        return self.mean + (p["alpha_id"] @ self.id_basis + p["alpha_exp"] @ self.exp_basis).view(B, V, 3)
 
     def reflectance(self, p: dict[str, torch.Tensor]) -> torch.Tensor:
         """Base level reflectance alone (what changes when only the appearance is refitted)."""

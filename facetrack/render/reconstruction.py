@@ -132,7 +132,7 @@ class Reconstructor:
         image = None if crop is None else \
             torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255.0
         refine = refine if image is not None else None
-        v_b, r_b = model.base(p)
+        v_b = model.geometry(p)
         geometry = {"base": v_b}
         if "final" in needs.levels or refine is not None:
             geometry["final"] = v_b + model.geo_corrective(p["delta_g"])
@@ -141,7 +141,7 @@ class Reconstructor:
         if refine is not None:
             x = refine(x, views["base"], views["final"], image)
             p = model.params(torch.as_tensor(x)[None])
-            r_b = model.reflectance(p)
+        r_b = model.reflectance(p)
         albedo = {"base": r_b}
         if "final" in needs.levels:
             albedo["final"] = r_b + model.refl_corrective(p["delta_r"])

@@ -7,7 +7,7 @@ given the other (colour = albedo x (SH basis(normal) . gamma)), so each is a sma
 fitted geometry, in turn:
 - lighting gamma (27): per channel, given the albedo;
 - the base level's reflectance beta (80): on the base level's shading, prior N(0, sigma_r^2);
-- the final level's reflectance correctives delta_r (500): on the final level's shading, explaining what the
+- the final level's reflectance correctives delta_r (C_r): on the final level's shading, explaining what the
   base level leaves; the prior is the size of the albedo change they make.
 Each level is fitted in its own space, so base and final stay the paper's two levels (the correctives add
 what the 80 reflectance modes cannot say). The data term is the paper's l2,1 photometric term, by
@@ -87,7 +87,7 @@ class AppearanceFitter:
         self.refl_sigma = model.refl_sigma.numpy().astype(np.float64)
         corr = model.refl_corrective
         self.corr_rows = corr.basis.detach().view(-1, V, 3)[:, self.idx].numpy().astype(np.float64) \
-            if isinstance(corr, LinearCorrective) else None  # (500, S, 3); an MLP corrective is left as it is
+            if isinstance(corr, LinearCorrective) else None  # (C_r, S, 3); an MLP corrective is left as it is
         self.beta_prior = self.cfg.w_beta * np.diag(1.0 / self.refl_sigma**2)
         if self.corr_rows is not None:  # the correctives' prior: the albedo change they make, towards none (the
             flat = self.corr_rows.reshape(len(self.corr_rows), -1)  # encoder's delta_r belongs to its own beta)
@@ -184,7 +184,7 @@ class AppearanceFitter:
             or (n >= cfg.calibration_frames and n % cfg.keyframe_every == 0)
         frame_weight = 1.0 if (not stream or n < cfg.calibration_frames) else cfg.keyframe_weight
         albedo_b = self.refl_mean + np.einsum("k,ksc->sc", beta, self.refl_rows)
-        w = vis
+        w, sums = vis, {}
         for _ in range(cfg.rounds if update else 1):
             gamma = self._light(Y_b, albedo_b, obs, w, gamma0, w_light)
             if not update:
@@ -192,18 +192,15 @@ class AppearanceFitter:
             S_b = Y_b @ gamma.T
             Hb, gb = self._base_evidence(S_b, obs, w)
             weight = st.weight + frame_weight
-            beta = np.linalg.solve(st.add("H_beta", Hb, frame_weight) + weight * self.beta_prior,
-                                   st.add("g_beta", gb, frame_weight))
+            sums = {"H_beta": st.add("H_beta", Hb, frame_weight), "g_beta": st.add("g_beta", gb, frame_weight)}
+            beta = np.linalg.solve(sums["H_beta"] + weight * self.beta_prior, sums["g_beta"])
             albedo_b = self.refl_mean + np.einsum("k,ksc->sc", beta, self.refl_rows)
             w = self._robust(albedo_b * S_b - obs, vis)
-        sums = {}
-        if update:
-            sums = {"H_beta": st.add("H_beta", Hb, frame_weight), "g_beta": st.add("g_beta", gb, frame_weight)}
-            if self.corr_rows is not None:  # the correctives explain what the base level leaves
-                Hd, gd, C = self._corrective_evidence(Y_f @ gamma.T, obs, w)
-                sums.update({k: st.add(k, v, frame_weight) for k, v in (("H_delta", Hd), ("g_delta", gd), ("C", C))})
-                delta = np.linalg.solve(sums["H_delta"] + weight * self.corrective_prior,
-                                        sums["g_delta"] - sums["C"] @ beta)
+        if update and self.corr_rows is not None:  # the correctives explain what the base level leaves
+            Hd, gd, C = self._corrective_evidence(Y_f @ gamma.T, obs, w)
+            sums.update({k: st.add(k, v, frame_weight) for k, v in (("H_delta", Hd), ("g_delta", gd), ("C", C))})
+            delta = np.linalg.solve(sums["H_delta"] + weight * self.corrective_prior,
+                                    sums["g_delta"] - sums["C"] @ beta)
         if not all(np.isfinite(a).all() for a in (gamma, beta, delta, *sums.values())):
             return x  # a degenerate frame: the encoder's appearance, and the person's evidence untouched
         if update:
