@@ -17,11 +17,12 @@ import torch
 from PySide6.QtCore import QThread, Signal
 from threadpoolctl import threadpool_limits
 
-from facetrack.app.packets import INFERENCE_THREADS, make_packet
+from facetrack.app.packets import INFERENCE_THREADS, WINDOW_NEEDS, make_packet
 from facetrack.errors import FacetrackError
 from facetrack.io.recording import Recorder
 from facetrack.io.sources import Source, open_source, paced
 from facetrack.io.streaming import Streamer
+from facetrack.render.formation import base_params
 from facetrack.render.reconstruction import NOTHING, Needs
 from facetrack.track.pipeline import RECORDING_NEEDS, LatestFrame, Pipeline, record, stream
 
@@ -142,6 +143,10 @@ class InferenceThread(QThread):
             self._loop()
 
     def _loop(self) -> None:
+        # The first reconstruction in this thread costs several frames' time (torch sets up its kernels and
+        # buffers); done here on the rest face, it no longer makes the source's first frames stale.
+        model = self.pipeline.model
+        self.pipeline.tracker.reconstruct(model.layout.join(base_params(model))[0].numpy(), WINDOW_NEEDS)
         self.running.set()
         while not self._stop.is_set():
             item = self.mailbox.take()
