@@ -49,11 +49,18 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-class Cache:
-    """The on-disk cache: shard_NNNNN.npz files plus index.json (done items, rejections, shards)."""
+def crop_jpeg(rgb: np.ndarray) -> bytes | None:
+    """A crop as the cache stores it (JPEG, quality 92), or None when encoding fails."""
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return jpeg.tobytes() if ok else None
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+
+class Cache:
+    """The on-disk cache: shard_NNNNN.npz files plus index.json (done items, rejections, shards). Items are
+    written a shard at a time: `add` flushes when `shard_size` are pending."""
+
+    def __init__(self, root: Path, shard_size: int = 500) -> None:
+        self.root, self.shard_size = root, shard_size
         root.mkdir(parents=True, exist_ok=True)
         path = root / INDEX
         self.index = json.loads(path.read_text()) if path.is_file() else {
@@ -64,6 +71,8 @@ class Cache:
 
     def add(self, item: dict) -> None:
         self.pending.append(item)
+        if len(self.pending) >= self.shard_size:
+            self.flush()
 
     def reject(self, name: str, reason: str) -> None:
         self.pending_rejects.append((name, reason))
@@ -155,10 +164,10 @@ def process(rgb: np.ndarray, extra: dict, finder: FaceFinder, min_conf: float, m
     shifted = CropBox(face.box.cx + pad, face.box.cy + pad, face.box.side)
     if shifted.outside_fraction(int(w + 2 * pad), int(h + 2 * pad)) > 0.35:
         return None, "face at the image border"
-    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    if not ok:
+    jpeg = crop_jpeg(face.crop)
+    if jpeg is None:
         return None, "jpeg encoding failed"
-    return {"jpeg": jpeg.tobytes(), "landmarks": face.landmarks, "confidence": face.confidence, "box": face.box}, None
+    return {"jpeg": jpeg, "landmarks": face.landmarks, "confidence": face.confidence, "box": face.box}, None
 
 
 def synthetic_labels(item: dict, extra: dict, layout: ParamLayout) -> dict:
@@ -189,10 +198,10 @@ def process_tracked(rgb: np.ndarray, extra: dict, tracker, min_face: float) -> t
     pad = PHOTO_PAD * max(h, w) if extra.get("pad") else 0.0
     if CropBox(box.cx + pad, box.cy + pad, box.side).outside_fraction(int(w + 2 * pad), int(h + 2 * pad)) > 0.35:
         return None, "face at the image border"
-    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(r.face.crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    if not ok:
+    jpeg = crop_jpeg(r.face.crop)
+    if jpeg is None:
         return None, "jpeg encoding failed"
-    return {"jpeg": jpeg.tobytes(), "landmarks": r.face.landmarks, "confidence": r.face.confidence,
+    return {"jpeg": jpeg, "landmarks": r.face.landmarks, "confidence": r.face.confidence,
             "dense": box.to_crop(r.dense.points[:468]), "pseudo": r.recon.x}, None
 
 
@@ -216,7 +225,7 @@ def prepare(cache_dir: Path, sources: list[Path], video_step: int = 5, max_frame
     for src in sources:
         if not src.exists():
             raise FacetrackError(f"source not found: {src}")
-    cache = Cache(cache_dir)
+    cache = Cache(cache_dir, shard_size)
     if cache.index["shards"] and ("labels" in cache.index) != (tracker is not None):
         raise FacetrackError(f"the cache {cache_dir} was built {'with' if 'labels' in cache.index else 'without'} "
                              "--landmarker: continue it the same way, or use a new folder")
@@ -250,8 +259,6 @@ def prepare(cache_dir: Path, sources: list[Path], video_step: int = 5, max_frame
                     cache.reject(name, reason)
                 else:
                     cache.add({**item, "name": name, "val": is_val(group, val_fraction)})
-                if len(cache.pending) >= shard_size:
-                    cache.flush()
     finally:
         cache.flush()
         bar.close()

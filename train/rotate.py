@@ -37,7 +37,7 @@ from facetrack.model.layout import ParamLayout
 from facetrack.render.camera import CROP_SIZE, Camera, euler_to_matrix, matrix_to_euler
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.vision.crop import box_from_landmarks
-from train.prepare import Cache
+from train.prepare import Cache, crop_jpeg
 
 PREFIX = "rotated/"
 PITCH_RANGE, YAW_RANGE = 42.0, 65.0  # degrees: where the drawn poses lie
@@ -172,7 +172,7 @@ def decode(jpeg: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def rotate_cache(cache_dir: Path, count: int, max_turn: float = 35.0, max_yaw_turn: float = 10.0, seed: int = 0,
+def rotate_cache(cache_dir: Path, count: int = 4000, max_turn: float = 35.0, max_yaw_turn: float = 10.0, seed: int = 0,
                  model_file: Path | None = None, progress: bool = True) -> dict:
     """Add up to `count` turned copies of the cache's real items (each item at most once); returns the index."""
     face = FaceModel.load(model_file)
@@ -197,16 +197,14 @@ def rotate_cache(cache_dir: Path, count: int, max_turn: float = 35.0, max_yaw_tu
                 cache.reject(new_name, "turned face leaves the crop")
                 continue
             image, new_label, new_dense, lm68 = out
-            ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-            if not ok:
+            encoded = crop_jpeg(image)
+            if encoded is None:
                 cache.reject(new_name, "jpeg encoding failed")
                 continue
-            cache.add({"jpeg": encoded.tobytes(), "landmarks": lm68, "confidence": np.ones(68, np.float32),
+            cache.add({"jpeg": encoded, "landmarks": lm68, "confidence": np.ones(68, np.float32),
                        "dense": new_dense, "pseudo": new_label, "name": new_name, "val": val})
             made += 1
             bar.update()
-            if len(cache.pending) >= 500:
-                cache.flush()
     finally:
         cache.flush()
         bar.close()
@@ -217,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.rotate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cache", type=Path, help="a labelled cache (train.prepare --landmarker)")
-    ap.add_argument("--count", type=int, default=3000, help="turned copies to have in the cache")
-    ap.add_argument("--max-turn", type=float, default=35.0, help="degrees a face turns at most, per axis")
+    ap.add_argument("--count", type=int, default=4000, help="turned copies to have in the cache")
+    ap.add_argument("--max-turn", type=float, default=35.0, help="degrees the pitch turns at most")
     ap.add_argument("--max-yaw-turn", type=float, default=10.0, help="degrees the yaw turns at most")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", type=Path, help="face model file (default: the user cache)")
