@@ -86,3 +86,25 @@ def test_rotate_cache_adds_turned_copies_and_resumes(face: FaceModel, model_file
     again = rotate_cache(tmp_path / "cache", 3, model_file=model_file, progress=False)
     assert again["done"] == json.loads((tmp_path / "cache" / "index.json").read_text())["done"]
     assert len(again["done"]) == 6  # nothing turned twice, no copy of a copy
+    assert again["counts"] == {"train": 4, "val": 2}  # a copy stays in its source's split
+
+
+def test_rotate_errors_in_one_line(face: FaceModel, model_file: Path, tmp_path: Path, capsys) -> None:
+    from train.rotate import main
+
+    assert main([str(tmp_path / "nothing"), "--model", str(model_file)]) == 2
+    assert not (tmp_path / "nothing").exists()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rotate: error: no training cache") and "\n" not in err
+    unlabelled = Cache(tmp_path / "plain")
+    unlabelled.flush()
+    assert main([str(tmp_path / "plain"), "--model", str(model_file)]) == 2
+    assert "has no labels" in capsys.readouterr().err
+    _, _, _, label, dense = _known_face(face, seed=1)  # a crop whose bytes are not an image: counted, skipped
+    broken = Cache(tmp_path / "broken")
+    broken.index["labels"] = "test"
+    broken.add({"jpeg": b"not a jpeg", "landmarks": dense[MP68], "confidence": np.ones(68, np.float32),
+                "dense": dense, "pseudo": label, "name": "photos/x.jpg", "val": False})
+    broken.flush()
+    index = rotate_cache(tmp_path / "broken", 1, model_file=model_file, progress=False)
+    assert index["rejected"] == {"unreadable crop": 1} and index["counts"] == {"train": 1}

@@ -153,7 +153,10 @@ def draw_pose(current_deg: np.ndarray, max_turn: float, max_yaw_turn: float, rng
 def labelled_items(cache: Path):
     """(name, val, JPEG bytes, label, dense) for every real labelled item of the cache (not synthetic
     faces, whose poses already span the range, and not items this command made)."""
-    index = json.loads((cache / "index.json").read_text())
+    path = cache / "index.json"
+    if not path.is_file():
+        raise FacetrackError(f"no training cache at {cache} (build one with train.prepare --landmarker)")
+    index = json.loads(path.read_text())
     if "labels" not in index:
         raise FacetrackError(f"the cache {cache} has no labels: build it with train.prepare --landmarker")
     for shard in index["shards"]:
@@ -168,17 +171,19 @@ def labelled_items(cache: Path):
             yield name, bool(val[i]), jpeg[off[i]:off[i + 1]].copy(), pseudo[i].copy(), dense[i].copy()
 
 
-def decode(jpeg: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+def decode(jpeg: np.ndarray) -> np.ndarray | None:
+    """A cached crop as RGB, or None when its bytes are not a readable image."""
+    bgr = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def rotate_cache(cache_dir: Path, count: int = 4000, max_turn: float = 35.0, max_yaw_turn: float = 10.0, seed: int = 0,
                  model_file: Path | None = None, progress: bool = True) -> dict:
     """Add up to `count` turned copies of the cache's real items (each item at most once); returns the index."""
+    names = list(labelled_items(cache_dir))
     face = FaceModel.load(model_file)
     turner = Turner(face, Correspondence.load())
     cache = Cache(cache_dir)
-    names = list(labelled_items(cache_dir))
     order = np.random.default_rng(seed).permutation(len(names))
     made = sum(n.startswith(PREFIX) for n in cache.done)
     bar = tqdm(desc="rotate", unit="img", total=count, initial=min(made, count), disable=not progress)
@@ -192,7 +197,11 @@ def rotate_cache(cache_dir: Path, count: int = 4000, max_turn: float = 35.0, max
                 continue
             rng = np.random.default_rng([seed, int(k)])
             pose = draw_pose(np.degrees(label[POSE][:2].astype(np.float64)), max_turn, max_yaw_turn, rng)
-            out = turner(decode(jpeg), label, dense, pose)
+            rgb = decode(jpeg)
+            if rgb is None:
+                cache.reject(new_name, "unreadable crop")
+                continue
+            out = turner(rgb, label, dense, pose)
             if out is None:
                 cache.reject(new_name, "turned face leaves the crop")
                 continue
