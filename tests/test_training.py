@@ -305,3 +305,35 @@ def test_mirror_image_labels_describe_the_mirrored_face(face: FaceModel) -> None
     batch = {"pseudo": x, "labelled": torch.ones(1), "flipped": torch.ones(1), "roll_add": torch.zeros(1)}
     assert loss.distill_term(model.params(mirrored), batch).item() == pytest.approx(0.0, abs=1e-10)
     assert loss.distill_term(model.params(mirrored), {**batch, "flipped": torch.zeros(1)}).item() > 0.5
+
+
+def test_cache_continued_after_the_correctives_grew(tmp_path: Path) -> None:
+    """Labels written before and after the correctives grew (466 and 566 entries) go to separate shards and
+    load as one array, zero-padded inside the reflectance correctives: every other block reads back as
+    written."""
+    import cv2
+
+    from facetrack.model.layout import ParamLayout
+    from train.prepare import Cache
+
+    old, new = ParamLayout(n_cg=100, n_cr=100), ParamLayout(n_cg=100, n_cr=200)
+    rng = np.random.default_rng(0)
+    vectors = [rng.normal(size=old.size).astype(np.float32), rng.normal(size=new.size).astype(np.float32)]
+    cache = Cache(tmp_path / "cache")
+    cache.index["labels"] = "test"
+    ok, jpeg = cv2.imencode(".jpg", np.zeros((240, 240, 3), np.uint8))
+    for k, x in enumerate(vectors):
+        cache.add({"jpeg": jpeg.tobytes(), "landmarks": np.zeros((68, 2), np.float32),
+                   "confidence": np.ones(68, np.float32), "dense": np.zeros((468, 2), np.float32), "pseudo": x,
+                   "name": f"item{k}", "val": False})
+    cache.flush()
+    assert len(cache.index["shards"]) == 2
+    data = CropDataset(tmp_path / "cache", "train")
+    assert data.pseudo.shape == (2, new.size)
+    for x, layout, row in zip(vectors, (old, new), data.pseudo, strict=True):
+        want = layout.split(torch.from_numpy(x)[None])
+        got = new.without_correctives(torch.from_numpy(row)[None])
+        for name in ("alpha_id", "alpha_exp", "beta", "rot", "trans", "gamma"):
+            assert torch.equal(got[name], want[name]), name
+    with pytest.raises(ValueError):
+        ParamLayout.widen(vectors[1][None], old.size)

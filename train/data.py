@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from facetrack.errors import FacetrackError
+from facetrack.model.layout import ParamLayout
 from facetrack.vision.landmarks import MIRROR_68
 
 
@@ -96,8 +97,10 @@ class CropDataset(Dataset):
         # dense landmarks and pseudo-labels (train.prepare --landmarker), when every shard has them
         self.dense = np.concatenate(labels["dense"]) if labels["dense"] and len(labels["dense"]) == len(shards) \
             else None
-        self.pseudo = np.concatenate(labels["pseudo"]) if labels["pseudo"] and len(labels["pseudo"]) == len(shards) \
-            else None
+        self.pseudo = None
+        if labels["pseudo"] and len(labels["pseudo"]) == len(shards):  # shards labelled before and after the
+            width = max(p.shape[-1] for p in labels["pseudo"])  # correctives grew: lined up by zero-padding
+            self.pseudo = np.concatenate([ParamLayout.widen(p, width) for p in labels["pseudo"]])
         self.jpegs = blobs
         self.landmarks = np.concatenate(lms) if lms else np.zeros((0, 68, 2), np.float32)
         self.confidence = np.concatenate(confs) if confs else np.zeros((0, 68), np.float32)

@@ -70,6 +70,8 @@ class Cache:
         self.pending_rejects: list[tuple[str, str]] = []
 
     def add(self, item: dict) -> None:
+        if self.pending and np.shape(item.get("pseudo")) != np.shape(self.pending[-1].get("pseudo")):
+            self.flush()  # labels of another size (the correctives grew): a shard holds one size
         self.pending.append(item)
         if len(self.pending) >= self.shard_size:
             self.flush()

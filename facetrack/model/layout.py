@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
 BLOCKS = ("alpha_id", "alpha_exp", "beta", "delta_g", "delta_r", "rot", "trans", "gamma")
+TAIL = 3 + 3 + 27  # rot, trans, gamma: the fixed-size blocks after the correctives
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,17 @@ class ParamLayout:
         if grown.n_cr < 0:
             raise ValueError(f"parameter vector has {x.shape[-1]} entries, fewer than this layout's fixed blocks")
         return {k: v for k, v in grown.split(x).items() if k not in ("delta_g", "delta_r")}
+
+    @staticmethod
+    def widen(x: np.ndarray, width: int) -> np.ndarray:
+        """(N, D) vectors to (N, width), D <= width, with zeros added to the end of the reflectance correctives:
+        vectors from models whose correctives differ (a cache continued after the correctives grew) then line
+        up, and `without_correctives` reads every other block of them alike."""
+        if x.shape[-1] > width:
+            raise ValueError(f"cannot widen {x.shape[-1]} entries to {width}")
+        cut = x.shape[-1] - TAIL
+        return np.concatenate([x[..., :cut], np.zeros((*x.shape[:-1], width - x.shape[-1]), x.dtype),
+                               x[..., cut:]], axis=-1)
 
     def join(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         """Inverse of split; missing blocks are zero."""
