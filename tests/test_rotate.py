@@ -11,12 +11,13 @@ import torch
 
 from facetrack.model.correspondence import MP68, Correspondence
 from facetrack.model.facemodel import FaceModel
+from facetrack.model.layout import POSE
 from facetrack.render.camera import Camera
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.render.synthetic import SynthConfig, SyntheticFaces
 from facetrack.vision.crop import box_from_landmarks
 from train.prepare import Cache
-from train.rotate import POSE, PREFIX, Turner, rotate_cache
+from train.rotate import PREFIX, Turner, rotate_cache
 
 
 def _known_face(face: FaceModel, seed: int):

@@ -33,7 +33,8 @@ from tqdm import tqdm
 from facetrack.errors import FacetrackError
 from facetrack.model.correspondence import MP68, Correspondence
 from facetrack.model.facemodel import FaceModel
-from facetrack.model.layout import ParamLayout
+from facetrack.model.layout import POSE
+from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import CROP_SIZE, Camera, euler_to_matrix, matrix_to_euler
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.vision.crop import box_from_landmarks
@@ -42,26 +43,23 @@ from train.prepare import Cache, crop_jpeg
 PREFIX = "rotated/"
 PITCH_RANGE, YAW_RANGE = 42.0, 65.0  # degrees: where the drawn poses lie
 HEAD_CENTRE_DEPTH = 9.0  # cm behind the landmarks' centroid: the point a head turns about
-POSE = slice(-33, -27)  # rotation and translation in any layout: only lighting (27) follows them
 
 
 class Turner:
     """Re-poses one labelled crop; `face` gives geometry, `corr` the dense landmarks' surface points."""
 
     def __init__(self, face: FaceModel, corr: Correspondence, camera: Camera | None = None) -> None:
-        self.face, self.corr = face, corr
+        self.corr = corr
         self.camera = camera or Camera()
-        self.layout = ParamLayout(face.id_basis.shape[0], face.exp_basis.shape[0], face.refl_basis.shape[0], 0, 0)
+        self.model = MultiLevelModel(face, n_cg=1, n_cr=1)  # the base level's geometry is all it is used for
         self.raster = GLRasterizer.for_camera(self.camera, supersample=1)
         self.triangles = face.triangles.astype(np.int32)
         s = np.arange(CROP_SIZE) + 0.5
         self.grid = np.stack(np.meshgrid(s, s), -1).astype(np.float32)  # (H, W, 2) pixel centres (u, v)
 
     def vertices(self, label: np.ndarray) -> np.ndarray:
-        p = self.layout.without_correctives(torch.from_numpy(label[None].astype(np.float32)))
-        f = self.face
-        return (f.mean + np.tensordot(p["alpha_id"][0].numpy(), f.id_basis, 1)
-                + np.tensordot(p["alpha_exp"][0].numpy(), f.exp_basis, 1)).astype(np.float64)
+        p = self.model.layout.without_correctives(torch.from_numpy(label[None].astype(np.float32)))
+        return self.model.geometry(p)[0].double().numpy()
 
     def _project(self, v: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
         return self.camera.project(torch.from_numpy(v @ R.T + t)).numpy()

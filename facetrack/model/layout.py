@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 BLOCKS = ("alpha_id", "alpha_exp", "beta", "delta_g", "delta_r", "rot", "trans", "gamma")
-TAIL = 3 + 3 + 27  # rot, trans, gamma: the fixed-size blocks after the correctives
+AFTER_CORRECTIVES = {"rot": 3, "trans": 3, "gamma": 27}  # the blocks of fixed size after the correctives
+TAIL = sum(AFTER_CORRECTIVES.values())
+POSE = slice(-TAIL, -TAIL + AFTER_CORRECTIVES["rot"] + AFTER_CORRECTIVES["trans"])  # rot, trans in any layout
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ParamLayout:
     @property
     def sizes(self) -> dict[str, int]:
         return {"alpha_id": self.n_id, "alpha_exp": self.n_exp, "beta": self.n_refl, "delta_g": self.n_cg,
-                "delta_r": self.n_cr, "rot": 3, "trans": 3, "gamma": 27}
+                "delta_r": self.n_cr, **AFTER_CORRECTIVES}
 
     @property
     def size(self) -> int:
