@@ -56,6 +56,24 @@ def test_fit_recovers_pose_and_expressions(face: FaceModel) -> None:
         assert abs(x[sl["alpha_exp"].start + names.index(name)] - v) < 0.1, name
 
 
+
+def test_fit_stops_when_settled_against_the_bounds(face: FaceModel) -> None:
+    """Most shapes of a face sit at 0, where Gauss-Newton keeps asking for negative weights: the stop test
+    must look at what the bounds let through, or the fit never stops early (it ran every allowed iteration)."""
+    model = MultiLevelModel(face, n_cg=2, n_cr=2)
+    cfg = FitConfig(iterations=30, primary_first=False, w_depth=0.0, tolerance=1e-3)
+    fitter = DenseFitter(model, Correspondence.load(), Camera(), cfg)
+    sl = fitter.sl
+    truth = np.zeros(model.layout.size)
+    truth[sl["trans"]] = [0.5, -0.3, -112.0]
+    truth[sl["rot"]] = np.radians([8.0, -15.0, 4.0])
+    truth[sl["alpha_exp"].start + model.exp_names.index("jawOpen")] = 0.5
+    obs = _project(fitter, truth)
+    rng = np.random.default_rng(0)
+    x, info = fitter(truth, obs + rng.normal(0.0, 0.5, obs.shape), stream=False)
+    assert info.iterations < 10
+    weights = x[sl["alpha_exp"]]
+    assert (weights == 0.0).sum() > 10  # it did settle against the lower bound
 def test_corrective_lid_offset_is_resting_face_and_its_change_is_a_blink(face: FaceModel) -> None:
     """A geometry corrective that opens the left eye by a constant amount is this person's resting face: after
     the calibration frames the fit reads no blink from it, and a frame whose landmarks blink still reads one."""

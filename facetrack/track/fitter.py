@@ -331,7 +331,9 @@ class DenseFitter:
             step = -_solve_upper(H, g)
             R = _rodrigues(step[:3]) @ R
             t = t + step[3:6]
-            a[idx] = np.clip(a[idx] + step[6:], 0.0, 1.0)
+            moved = np.clip(a[idx] + step[6:], 0.0, 1.0)
+            step[6:] = moved - a[idx]  # what the bounds let through: a weight pushed against 0 or 1 has settled
+            a[idx] = moved
             if np.abs(step).max() < cfg.tolerance:
                 break
         return R, t, a, done, start_rms
