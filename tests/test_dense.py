@@ -35,7 +35,7 @@ def test_fit_recovers_pose_and_expressions(face: FaceModel) -> None:
     """Landmarks projected from known parameters: the fit from a wrong start finds the pose and the shapes that
     move the landmarks (a known answer; the priors are off so only the data speaks)."""
     model = MultiLevelModel(face, n_cg=2, n_cr=2)
-    cfg = FitConfig(iterations=12, w_encoder=0.0, w_l2=0.0, calibration_l2=0.0, w_depth=0.0)
+    cfg = FitConfig(iterations=12, w_encoder=0.0, w_l2=0.0, calibration_l2=0.0, w_depth=0.0, w_pitch_encoder=0.0)
     fitter = DenseFitter(model, Correspondence.load(), Camera(), cfg)
     sl = fitter.sl
     truth = np.zeros(model.layout.size)
@@ -55,6 +55,31 @@ def test_fit_recovers_pose_and_expressions(face: FaceModel) -> None:
     for name, v in (("jawOpen", 0.6), ("eyeBlink_L", 0.9), ("mouthSmile_R", 0.5)):
         assert abs(x[sl["alpha_exp"].start + names.index(name)] - v) < 0.1, name
 
+
+
+def test_encoder_pitch_is_a_prior_on_the_pitch_only(face: FaceModel) -> None:
+    """The encoder's pitch pulls the fit's pitch and nothing else: landmarks of a head at pitch 20 deg, an encoder
+    that says 26 deg (and a wrong yaw): the pitch lands between, nearer the landmarks' at a weak pull and at the
+    encoder's at a strong one; yaw and roll follow the landmarks whatever the pull."""
+    model = MultiLevelModel(face, n_cg=2, n_cr=2)
+    truth = np.zeros(model.layout.size)
+    pitches = {}
+    for w in (0.0, 1e5, 1e8):
+        fitter = DenseFitter(model, Correspondence.load(), Camera(),
+                             FitConfig(iterations=12, w_depth=0.0, w_pitch_encoder=w, primary_first=False))
+        sl = fitter.sl
+        truth[sl["trans"]] = [0.0, 0.0, -112.0]
+        truth[sl["rot"]] = np.radians([20.0, -10.0, 3.0])
+        obs = _project(fitter, truth)
+        encoder = truth.copy()
+        encoder[sl["rot"]] = np.radians([26.0, 5.0, 3.0])
+        x, _ = fitter(encoder, obs, stream=False)
+        angles = np.degrees(x[sl["rot"]])
+        assert abs(angles[1] + 10.0) < 0.7 and abs(angles[2] - 3.0) < 0.7, (w, angles)
+        pitches[w] = angles[0]
+    assert abs(pitches[0.0] - 20.0) < 0.3
+    assert 20.3 < pitches[1e5] < 25.0
+    assert abs(pitches[1e8] - 26.0) < 1.0  # the camera's x axis is the pitch axis of a frontal head only
 
 
 def test_fit_stops_when_settled_against_the_bounds(face: FaceModel) -> None:

@@ -208,14 +208,16 @@ def process_tracked(rgb: np.ndarray, extra: dict, tracker, min_face: float) -> t
 
 
 def labelling_tracker(landmarker: Path, weights: Path | None, model_file: Path | None):
-    """The app's tracker for pseudo-labels: MediaPipe, the encoder of `weights` as the first guess, the fit."""
+    """The app's tracker for pseudo-labels: MediaPipe, the encoder of `weights` as the first guess, the fit. The
+    labels' pitch is the landmarks' alone: the encoder's own pitch must not teach the next encoder."""
     from facetrack import paths
     from facetrack.model.facemodel import FaceModel
     from facetrack.net.weights import load_weights
+    from facetrack.track.fitter import FitConfig
     from facetrack.track.tracker import Tracker
 
     return Tracker(load_weights(paths.weights_dir(weights), FaceModel.load(model_file)), landmarker=landmarker,
-                   smooth=False)
+                   smooth=False, fit_config=FitConfig(w_pitch_encoder=0.0))
 
 
 def prepare(cache_dir: Path, sources: list[Path], video_step: int = 5, max_frames: int = 400,

@@ -42,8 +42,9 @@ SYNTHETIC_REFINED = np.setdiff1d(np.arange(N_CANONICAL), np.concatenate([EYE_CON
                                                                           FACE_OVAL]))
 SYNTHETIC_SEED = 1  # `facetrack eval synthetic` uses seed 0: the faces that refine are not the faces that measure
 WRONG_FACE_PX = 10.0  # a median residual this large: MediaPipe found the background photo's face
-# Without per-person resting offsets: they would absorb exactly the residuals this refinement measures.
-MEASURE = FitConfig(neutral_bias=False)
+# Without per-person resting offsets: they would absorb exactly the residuals this refinement measures; without
+# the encoder's pitch: the residuals are the landmarks' own (the shipped file was measured so).
+MEASURE = FitConfig(neutral_bias=False, w_pitch_encoder=0.0)
 
 
 def median_offsets(tracker: Tracker, videos: list[Path], every: int = 3, max_frames: int = 240) -> np.ndarray:
