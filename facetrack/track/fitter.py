@@ -6,7 +6,8 @@ pixels: the 2D reprojection of the 468 landmarks at their surface points (facetr
 with eyelid and inner-lip points weighted up so blinks and mouth shapes are observable and the face-oval
 points (which sit on the silhouette, not on fixed skin) weighted down; their depth relative to the face's
 mean depth (evidence for the rotation only: as evidence for expressions it made them worse); pulls towards the
-previous frame (smoothness) and the encoder (a weak prior); a per-shape L2 on the expressions (sparsity: no
+previous frame (smoothness) and the encoder (a weak prior on the expressions; on the pitch, which landmarks
+under-read for a head looking up or down, a firm one); a per-shape L2 on the expressions (sparsity: no
 shape without evidence; shapes that imitate a bigger one or that the landmarks barely see pay more). It
 runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, with the openings of lips and lids as a
 term of their own, then all, the primaries held. All Jacobians are analytic, on precomputed landmark rows
