@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy.linalg.blas import dsyrk as syrk
 from scipy.linalg.lapack import dposv as posv
@@ -120,14 +121,6 @@ def _solve_upper(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     if info == 0:
         return x
     return np.linalg.solve(np.triu(H) + np.triu(H, 1).T, g)
-
-
-def _log_rotation(R: np.ndarray) -> np.ndarray:
-    """Axis-angle vector of the rotation R."""
-    c = np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)
-    v = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
-    angle = math.acos(c)
-    return v * (0.5 if angle < 1e-6 else angle / (2.0 * math.sin(angle)))
 
 
 def _rodrigues(w: np.ndarray) -> np.ndarray:
@@ -346,7 +339,7 @@ class DenseFitter:
             H[np.diag_indices(P)] += diag
             if cfg.w_pitch_encoder:  # the increment's x component towards the encoder's rotation
                 H[0, 0] += cfg.w_pitch_encoder
-                g[0] -= cfg.w_pitch_encoder * _log_rotation(R_enc @ R.T)[0]
+                g[0] -= cfg.w_pitch_encoder * cv2.Rodrigues(R_enc @ R.T)[0][0, 0]
             step = -_solve_upper(H, g)
             R = _rodrigues(step[:3]) @ R
             t = t + step[3:6]
