@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from facetrack.errors import FacetrackError
 from facetrack.model.layout import ParamLayout
 from facetrack.vision.landmarks import MIRROR_68
+from train.prepare import crop_rgb
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,10 @@ class CropDataset(Dataset):
 
     def image(self, i: int) -> np.ndarray:
         """RGB uint8 crop."""
-        return cv2.cvtColor(cv2.imdecode(self.jpegs[i], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        rgb = crop_rgb(self.jpegs[i])
+        if rgb is None:
+            raise FacetrackError(f"unreadable crop in the cache: {self.names[i]}")
+        return rgb
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         img, lm, conf = self.image(i), self.landmarks[i], self.confidence[i]

@@ -55,6 +55,12 @@ def crop_jpeg(rgb: np.ndarray) -> bytes | None:
     return jpeg.tobytes() if ok else None
 
 
+def crop_rgb(jpeg: np.ndarray) -> np.ndarray | None:
+    """A cached crop's JPEG bytes (uint8 array) as RGB, or None when they are not a readable image."""
+    bgr = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 class Cache:
     """The on-disk cache: shard_NNNNN.npz files plus index.json (done items, rejections, shards). Items are
     written a shard at a time: `add` flushes when `shard_size` are pending."""

@@ -38,7 +38,7 @@ from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import CROP_SIZE, Camera, euler_to_matrix, matrix_to_euler
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.vision.crop import box_from_landmarks
-from train.prepare import Cache, crop_jpeg
+from train.prepare import Cache, crop_jpeg, crop_rgb
 
 PREFIX = "rotated/"
 PITCH_RANGE, YAW_RANGE = 42.0, 65.0  # degrees: where the drawn poses lie
@@ -169,12 +169,6 @@ def labelled_items(cache: Path):
             yield name, bool(val[i]), jpeg[off[i]:off[i + 1]].copy(), pseudo[i].copy(), dense[i].copy()
 
 
-def decode(jpeg: np.ndarray) -> np.ndarray | None:
-    """A cached crop as RGB, or None when its bytes are not a readable image."""
-    bgr = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def rotate_cache(cache_dir: Path, count: int = 4000, max_turn: float = 35.0, max_yaw_turn: float = 10.0, seed: int = 0,
                  model_file: Path | None = None, progress: bool = True) -> dict:
     """Add up to `count` turned copies of the cache's real items (each item at most once); returns the index."""
@@ -195,7 +189,7 @@ def rotate_cache(cache_dir: Path, count: int = 4000, max_turn: float = 35.0, max
                 continue
             rng = np.random.default_rng([seed, int(k)])
             pose = draw_pose(np.degrees(label[POSE][:2].astype(np.float64)), max_turn, max_yaw_turn, rng)
-            rgb = decode(jpeg)
+            rgb = crop_rgb(jpeg)
             if rgb is None:
                 cache.reject(new_name, "unreadable crop")
                 continue
