@@ -319,7 +319,9 @@ def _add_tracking_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_front_end_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx", "onnx-int8"], default="auto",
+                   help="encoder runtime (default auto: torch on CUDA, else the 8-bit ONNX encoder when the weights "
+                   "have it, else the float one)")
     p.add_argument("--landmarker", help="MediaPipe face_landmarker.task (default: $FACETRACK_LANDMARKER; without "
                    "it dlib's 68 landmarks and the encoder alone run)")
     p.add_argument("--no-fit", action="store_true", help="encoder only: no per-frame fit to the dense landmarks")

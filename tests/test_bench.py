@@ -29,7 +29,7 @@ def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir:
     samples = doc["reference"]["samples_ms"]  # timed before and after each group of rows; ratios use the median
     assert len(samples) == 6 and doc["reference"]["ms"] == pytest.approx(float(np.median(samples)))
     encoders = {(r["backend"], r["batch"]) for r in doc["rows"] if r["part"] == "encoder"}
-    expected = {"torch-cpu", "torchscript-cpu", "onnxruntime-cpu"} | (
+    expected = {"torch-cpu", "torchscript-cpu", "onnxruntime-cpu", "onnxruntime-int8-cpu"} | (
         {"torch-cuda-fp32", "torch-cuda-fp16"} if torch.cuda.is_available() else set())
     assert encoders == {(b, n) for b in expected for n in (1, 32)}
     for r in doc["rows"]:

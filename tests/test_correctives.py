@@ -10,6 +10,7 @@ import torch
 
 from facetrack.model.checksums import verify_in_folder
 from facetrack.model.facemodel import FaceModel
+from facetrack.net.runtime import make_backend
 from facetrack.net.weights import load_weights
 from train.correctives import grow, main
 
@@ -41,7 +42,7 @@ def test_correctives_command_writes_loadable_weights(weights: Path, model_file: 
                                                      landmarker: Path, tmp_path: Path) -> None:
     out = tmp_path / "grown"
     assert main(["--weights", str(weights), "--images", str(shared_dir / "faces" / "utkface"), "--out", str(out),
-                 "--photos", "6", "--modes", "3", "--landmarker", str(landmarker), "--model", str(model_file)]) == 0
+                 "--photos", "16", "--modes", "3", "--landmarker", str(landmarker), "--model", str(model_file)]) == 0
     verify_in_folder(out / "correctives.pt", "reinstall")
     before = load_weights(weights, FaceModel.load(model_file))
     w = load_weights(out, FaceModel.load(model_file))
@@ -53,5 +54,9 @@ def test_correctives_command_writes_loadable_weights(weights: Path, model_file: 
     assert (added[:, ~face] == 0).all()  # only vertices a photo showed (inside the face's photometric mask)
     card = json.loads((out / "model_card.json").read_text())
     assert card["correctives"]["n_reflectance"] == n + 3 and card["grown"][-1]["new_modes"] == 3
+    # The 8-bit encoder is made again from the grown float one (the copied one would miss the new outputs).
+    assert (out / "encoder.int8.onnx").is_file() and "int8_encoder" in card
+    x = make_backend(w, "onnx-int8")(np.zeros((1, 240, 240, 3), np.uint8))
+    assert x.shape == (1, w.model.layout.size)
     assert main(["--weights", str(weights), "--images", str(tmp_path / "none"), "--out", str(tmp_path / "x"),
                  "--landmarker", str(landmarker), "--model", str(model_file)]) == 2  # one-line error

@@ -105,7 +105,8 @@ def weights_copy(weights: Path, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", ["encoder.pt", "correctives.pt", "reflectance.npz", "encoder.onnx"])
+@pytest.mark.parametrize("name", ["encoder.pt", "correctives.pt", "reflectance.npz", "encoder.onnx",
+                                  "encoder.int8.onnx"])
 @pytest.mark.parametrize("manifest", [True, False], ids=["with-SHA256SUMS", "without"])
 @settings(FUZZ, max_examples=5)
 @given(how=damage())
@@ -125,7 +126,7 @@ def test_damaged_weights_file(weights_copy: Path, face, tmp_path: Path, name: st
     with time_limit(120):
         try:
             w = load_weights(folder, face)
-            backend = make_backend(w, "onnx")
+            backend = make_backend(w, "onnx-int8" if name == "encoder.int8.onnx" else "onnx")
         except FacetrackError as e:
             one_line(e)
             return

@@ -100,6 +100,9 @@ def test_train_resume_export(cache: Path, face: FaceModel, model_file: Path, tmp
     speed = {r["backend"]: r for r in card["encoder_speed_batch1"]}
     assert speed["onnxruntime-cpu"]["ms"] > 0 and "Encoder speed, batch 1" in (out / "model_card.md").read_text()
     assert "core CPU" in speed["onnxruntime-cpu"]["machine"]
+    # The 8-bit encoder: written with its figures in the card, or (this tiny run strays too far) neither.
+    doc = json.loads((out / "model_card.json").read_text())
+    assert (out / "encoder.int8.onnx").is_file() == ("int8_encoder" in doc)
     with pytest.raises(FacetrackError, match="bench file"):
         export(run, refl, tmp_path / "w2", model_file, bench_files=[tmp_path / "missing.json"])
     w = load_weights(out, face=FaceModel.load(model_file))

@@ -33,20 +33,23 @@ from facetrack.model.facemodel import FaceModel
 from facetrack.model.layout import BLOCKS, ParamLayout
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
 from facetrack.net.encoder import Encoder
-from facetrack.net.weights import Weights, load_weights, save_weights
+from facetrack.net.weights import Weights, load_weights, quantize_onnx, save_weights
 from facetrack.render.formation import View, shade
 from facetrack.render.occlusion import zbuffer_visible
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.render.reconstruction import LEVELS, Needs
 from facetrack.track.photos import reconstructions
 from facetrack.track.tracker import Tracker
+from train.quantize import record
 from train.reflectance import observed_albedo, pca_with_gaps
 
 DOCS = ("README.md", "model_card.md", "model_card.json", "curves.png", "validation.png")
 
 
-def residual_samples(tracker: Tracker, files: list[Path], progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(N, V, 3) reflectance residuals of the fitted final level and (N, V) validity, one row per photo found."""
+def residual_samples(tracker: Tracker, files: list[Path], progress: bool = True,
+                     crops: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(N, V, 3) reflectance residuals of the fitted final level and (N, V) validity, one row per photo found;
+    the face crops go into `crops` when given (to calibrate the 8-bit encoder)."""
     model, cam = tracker.model, tracker.camera
     raster = GLRasterizer.for_camera(cam, 1)
     mask = model.face_photo_mask > 0
@@ -63,6 +66,8 @@ def residual_samples(tracker: Tracker, files: list[Path], progress: bool = True)
                 seen = zbuffer_visible(raster, cam, vw.v_cam, model.triangles)
                 albedo, ok = (a[0].numpy() for a in observed_albedo(img, vw, seen, mask))
             out_r.append((albedo - lv.albedo).astype(np.float32))
+            if crops is not None:
+                crops.append(r.face.crop)
             out_v.append(ok)
     finally:
         raster.release()
@@ -112,9 +117,16 @@ def build(weights_dir: Path, images: Path, out: Path, photos: int, modes: int, l
     if not files:
         raise FacetrackError(f"no training-split photos in {images}")
     tracker = Tracker(weights, landmarker=landmarker)
-    residuals, valid = residual_samples(tracker, files, progress)
+    crops: list[np.ndarray] = []
+    residuals, valid = residual_samples(tracker, files, progress, crops)
     enc, model = grow(weights, new_modes(residuals, valid, modes))
     err = save_weights(out, enc, model, "linear", weights_dir / "reflectance.npz")
+    calib = np.stack(crops)[np.linspace(0, len(crops) - 1, min(200, len(crops))).astype(int)]
+    try:  # the 8-bit encoder the app runs on CPU; without it the app runs encoder.onnx
+        agreement = quantize_onnx(out, model.layout, calib)
+    except FacetrackError as e:
+        print(f"correctives: no 8-bit encoder: {e}", file=sys.stderr)
+        agreement = None
     for name in DOCS:  # the model card and its pictures describe the trained part, which is unchanged
         if (weights_dir / name).is_file() and (weights_dir / name).resolve() != (out / name).resolve():
             shutil.copyfile(weights_dir / name, out / name)
@@ -130,6 +142,8 @@ def build(weights_dir: Path, images: Path, out: Path, photos: int, modes: int, l
         with (out / "model_card.md").open("a") as f:
             f.write(f"- Reflectance correctives grown by `python -m train.correctives` ({info['photos']} training "
                     f"photos of {images.name}): {modes} modes appended, {model.layout.n_cr} in all.\n")
+    if agreement is not None:
+        record(out, agreement, len(calib))
     return info
 
 

@@ -3,7 +3,8 @@
     python -m train.export --run RUN --reflectance reflectance.npz --out weights/
 
 Writes encoder.pt, correctives.pt (float16 when --half), reflectance.npz, encoder.onnx (checked against
-torch on random crops), curves.png, validation.png and model_card.md / model_card.json.
+torch on random crops), encoder.int8.onnx (calibrated and checked on the cache's validation crops),
+curves.png, validation.png and model_card.md / model_card.json.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from facetrack.errors import FacetrackError
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.net.encoder import Encoder
-from facetrack.net.weights import load_reflectance, load_weights, save_weights
+from facetrack.net.weights import load_reflectance, load_weights, quantize_onnx, save_weights
 from train.config import TrainConfig
 from train.data import CropDataset
 from train.plots import plot_curves, validation_renders
+from train.quantize import cache_crops, record
 
 
 def git_commit() -> str:
@@ -104,6 +106,11 @@ def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = No
     }
     (out / "model_card.json").write_text(json.dumps(card, indent=1))
     (out / "model_card.md").write_text(model_card_markdown(card))
+    try:  # the 8-bit encoder the app runs on CPU; without it the app runs encoder.onnx
+        crops = cache_crops(cache)
+        record(out, quantize_onnx(out, model.layout, crops), len(crops))
+    except FacetrackError as e:
+        print(f"export: no 8-bit encoder: {e}", file=sys.stderr)
     return card
 
 

@@ -1,7 +1,7 @@
 """`facetrack bench`: how fast each part runs on this machine, as a table and a JSON file.
 
 Encoder: ms per frame and Hz at batch 1 and batch 32 for every backend this machine has (torch CPU,
-TorchScript (trace + freeze), ONNX Runtime, torch CUDA in float32 and float16). Image formation per
+TorchScript (trace + freeze), ONNX Runtime in float and 8 bits, torch CUDA in float32 and float16). Image formation per
 frame: what the tracker's model stage does (both levels, shading, point-based photometric error), the CPU
 rasterizer, and nvdiffrast with CUDA. End to end: the app's headless pipeline on a video.
 
@@ -29,7 +29,7 @@ from facetrack.app.packets import INFERENCE_THREADS, WINDOW_NEEDS
 from facetrack.evaluation.hardware import machine
 from facetrack.model.layout import ParamLayout
 from facetrack.net.encoder import Encoder
-from facetrack.net.weights import Weights
+from facetrack.net.weights import ENCODER_INT8, Weights
 from facetrack.render.camera import CROP_SIZE
 from facetrack.render.reconstruction import NOTHING
 from facetrack.track.pipeline import RECORDING_NEEDS
@@ -100,6 +100,8 @@ def encoder_backends(tracker: Tracker) -> dict[str, Callable[[np.ndarray], objec
     out["torchscript-cpu"] = script
     if (weights.folder / "encoder.onnx").is_file():
         out["onnxruntime-cpu"] = OnnxBackend(weights)
+    if (weights.folder / ENCODER_INT8).is_file():
+        out["onnxruntime-int8-cpu"] = OnnxBackend(weights, int8=True)
     if torch.cuda.is_available():
         out["torch-cuda-fp32"] = TorchBackend(own_copy("cuda"), "cuda")
         half = own_copy("cuda").encoder.half().eval()

@@ -1,7 +1,8 @@
 """Running the encoder: torch (CUDA when available) or ONNX Runtime on the CPU.
 
 On a 2-core CPU ONNX Runtime runs the MobileNet-like encoder several times faster than eager torch
-(see ../shared/stack-notes.md and `facetrack bench`), so `auto` picks it there.
+(see ../shared/stack-notes.md and `facetrack bench`), and its 8-bit copy (`encoder.int8.onnx`, made by
+`facetrack.net.weights.quantize_onnx`) faster again, so `auto` picks that there.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from facetrack.errors import FacetrackError
-from facetrack.net.weights import Weights, read_checked
+from facetrack.net.weights import ENCODER_INT8, Weights, read_checked
 
 
 class TorchBackend:
@@ -33,10 +34,11 @@ class TorchBackend:
 class OnnxBackend:
     name = "onnxruntime-cpu"
 
-    def __init__(self, weights: Weights, threads: int | None = None) -> None:
+    def __init__(self, weights: Weights, threads: int | None = None, int8: bool = False) -> None:
         import onnxruntime as ort
 
-        path = weights.folder / "encoder.onnx"
+        path = weights.folder / (ENCODER_INT8 if int8 else "encoder.onnx")
+        self.name = "onnxruntime-int8-cpu" if int8 else "onnxruntime-cpu"
         if not path.is_file():
             raise FacetrackError(f"missing weights file: {path}")
         opts = ort.SessionOptions()
@@ -52,12 +54,18 @@ class OnnxBackend:
         return self.session.run(None, {"image": x})[0]
 
 
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+
+
 def make_backend(weights: Weights, kind: str = "auto"):
-    """`torch`, `onnx`, or `auto`: torch on CUDA, else ONNX Runtime when encoder.onnx exists, else torch."""
+    """`torch`, `onnx`, `onnx-int8`, or `auto`: torch on CUDA, else the first of encoder.int8.onnx and
+    encoder.onnx that the weights folder has (ONNX Runtime), else torch."""
     if kind == "torch" or (kind == "auto" and torch.cuda.is_available()):
         return TorchBackend(weights)
+    if kind == "onnx-int8" or (kind == "auto" and (weights.folder / ENCODER_INT8).is_file()):
+        return OnnxBackend(weights, int8=True)
     if kind == "onnx" or (kind == "auto" and (weights.folder / "encoder.onnx").is_file()):
         return OnnxBackend(weights)
     if kind == "auto":
         return TorchBackend(weights)
-    raise FacetrackError(f"unknown backend {kind!r} (auto, torch or onnx)")
+    raise FacetrackError(f"unknown backend {kind!r} ({', '.join(BACKENDS)})")

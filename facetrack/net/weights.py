@@ -5,6 +5,7 @@ here by `load_weights` (the app), so the format has one home.
     weights/correctives.pt  Theta_g, Theta_r (the learned corrective bases)
     weights/reflectance.npz base reflectance model: mean (V, 3), basis (K, V, 3), sigma (K,)
     weights/encoder.onnx    the encoder for ONNX Runtime (CPU)
+    weights/encoder.int8.onnx  the same with its backbone in 8 bits (written by `quantize_onnx`)
     weights/model_card.md   data, schedule, validation figures, git commit (also model_card.json)
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +24,16 @@ import torch
 from facetrack.errors import FacetrackError
 from facetrack.model.checksums import verify_in_folder, write_manifest
 from facetrack.model.facemodel import FaceModel
+from facetrack.model.layout import ParamLayout
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.net.encoder import Encoder
 from facetrack.render.camera import CROP_SIZE
 
 
 def save_reflectance(path: Path, mean: np.ndarray, basis: np.ndarray, sigma: np.ndarray, meta: str = "") -> None:
-    """The basis is stored in float16 (half the size in git; its entries are a few hundredths)."""
-    np.savez(path, mean=mean.astype(np.float32), basis=basis.astype(np.float16), sigma=sigma.astype(np.float32),
-             meta=np.asarray(meta))
+    """The basis is stored in float16 (half the size in git; its entries are a few hundredths), zipped."""
+    np.savez_compressed(path, mean=mean.astype(np.float32), basis=basis.astype(np.float16),
+                        sigma=sigma.astype(np.float32), meta=np.asarray(meta))
 
 
 ONNX_TOLERANCE = 1e-3
@@ -71,6 +74,7 @@ def save_weights(out: Path, encoder: Encoder, model: MultiLevelModel, corrective
                 "reflectance": maybe_half(model.refl_corrective.state_dict())}, out / "correctives.pt")
     if reflectance.resolve() != (out / "reflectance.npz").resolve():
         shutil.copyfile(reflectance, out / "reflectance.npz")
+    (out / ENCODER_INT8).unlink(missing_ok=True)  # made from the old encoder.onnx: quantize_onnx makes it again
     err = export_onnx(encoder, out / "encoder.onnx")
     if err > ONNX_TOLERANCE:
         raise FacetrackError(f"ONNX export differs from torch by {err:.2e} (> {ONNX_TOLERANCE})")
@@ -78,7 +82,85 @@ def save_weights(out: Path, encoder: Encoder, model: MultiLevelModel, corrective
     return err
 
 
-WEIGHT_FILES = ("encoder.pt", "correctives.pt", "reflectance.npz", "encoder.onnx")
+ENCODER_INT8 = "encoder.int8.onnx"
+WEIGHT_FILES = ("encoder.pt", "correctives.pt", "reflectance.npz", "encoder.onnx", ENCODER_INT8)
+QUANT_TOLERANCE = 0.15
+QUANT_MIN_CROPS = 16
+
+
+def _half_head(path: Path) -> None:
+    """Store the float head's weight matrix in float16 behind a Cast (folded when the session loads, so no
+    slower): it is most of the 8-bit file, and float16 keeps the weights folder small."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    m = onnx.load(str(path))
+    inits = {i.name: i for i in m.graph.initializer}
+    for node in [n for n in m.graph.node if n.op_type == "Gemm" and n.input[1] in inits]:
+        w = inits[node.input[1]]
+        m.graph.initializer.remove(w)
+        m.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(w).astype(np.float16),
+                                                           w.name + "_fp16"))
+        m.graph.node.insert(0, helper.make_node("Cast", [w.name + "_fp16"], [w.name], to=TensorProto.FLOAT,
+                                                name=w.name + "_cast"))
+    onnx.save(m, str(path))
+
+
+def quantize_onnx(folder: Path, layout: ParamLayout, crops: np.ndarray) -> dict[str, float]:
+    """Write `encoder.int8.onnx`: encoder.onnx with its backbone in 8 bits (ONNX Runtime's static QDQ
+    quantization, weights per channel, activations calibrated on the first half of `crops`, (N, 240, 240, 3)
+    uint8 RGB as the app feeds them).
+
+    Why: on a 2-core CPU the encoder shares the cores with MediaPipe's landmarker, which bounds the frame
+    rate; in 8 bits it takes about 0.6x the time (`facetrack bench`). The head and the output affine stay in
+    float: one 8-bit scale over outputs as different as translation in cm and expressions in [0, 1] would
+    wreck them. Returns, per output block, the mean |int8 - float| over the float outputs' SD on the other
+    half of the crops; a block above QUANT_TOLERANCE is a one-line error and no file is kept.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if len(crops) < QUANT_MIN_CROPS:  # fewer give no usable spread to check against
+        raise FacetrackError(f"quantizing the encoder needs at least {QUANT_MIN_CROPS} face crops, got {len(crops)}")
+    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+    half = len(x) // 2
+    calib, check = x[:half], x[half:]
+
+    class Crops(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(calib[i:i + 1] for i in range(len(calib)))
+
+        def get_next(self) -> dict | None:
+            item = next(self.items, None)
+            return None if item is None else {"image": item}
+
+    src, out = folder / "encoder.onnx", folder / ENCODER_INT8
+    out.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        read_checked(src, lambda p: quant_pre_process(str(p), str(pre)))
+        head = [n.name for n in onnx.load(str(pre)).graph.node if not n.name.startswith("/backbone/")]
+        quantize_static(str(pre), str(Path(tmp) / ENCODER_INT8), Crops(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        nodes_to_exclude=head)
+        _half_head(Path(tmp) / ENCODER_INT8)
+
+        def run(path: Path) -> np.ndarray:
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            return np.concatenate([sess.run(None, {"image": check[i:i + 1]})[0] for i in range(len(check))])
+
+        ref, got = run(src), run(Path(tmp) / ENCODER_INT8)
+        spread = {k: float(np.abs(got[:, s] - ref[:, s]).mean() / max(float(ref[:, s].std(0).mean()), 1e-6))
+                  for k, s in layout.slices().items()}
+        worst = max(spread, key=spread.get)
+        if spread[worst] > QUANT_TOLERANCE:
+            raise FacetrackError(f"the 8-bit encoder's {worst} differs from float by {spread[worst]:.2f} of its "
+                                 f"spread (> {QUANT_TOLERANCE}): encoder.int8.onnx not written")
+        shutil.move(str(Path(tmp) / ENCODER_INT8), out)
+    write_manifest(folder, list(WEIGHT_FILES))
+    return {k: round(v, 4) for k, v in spread.items()}
 REINSTALL = "reinstall the weights: git checkout weights/, or retrain (README: Train)"
 
 
