@@ -79,3 +79,32 @@ def test_face_lost_holds_the_pose_and_reacquires(weights: Path, model_file: Path
     assert len(back) == 24 and present[:8].all() and not present[9:16].any() and present[17:].all()
     expr = back.values["expression"]
     assert np.isfinite(expr).all() and np.allclose(expr[10], expr[15])  # held, not NaN
+
+
+def test_landmarks_found_ahead_give_the_same_results(weights: Path, model_file: Path, shared_dir: Path,
+                                                     landmarker: Path) -> None:
+    """`frames_ahead` runs MediaPipe a frame ahead on a second thread and leaves choosing and cropping to the
+    first: every frame's result must be the one that the frames give one at a time."""
+    from facetrack.io.sources import open_source
+    from facetrack.model.facemodel import FaceModel
+    from facetrack.net.weights import load_weights
+    from facetrack.render.reconstruction import NOTHING
+    from facetrack.track.pipeline import Pipeline, frames_ahead
+    from facetrack.track.tracker import Tracker
+
+    w = load_weights(weights, FaceModel.load(model_file))
+    video = str(shared_dir / "videos" / "liveportrait_d3.mp4")
+
+    def results(ahead: bool) -> list:
+        pipe = Pipeline(Tracker(w, landmarker=landmarker))
+        frames = frames_ahead(pipe, open_source(video)) if ahead else ((f, None) for f in open_source(video))
+        out = []
+        for (frame, sighting), _ in zip(frames, range(20), strict=False):
+            r = pipe(frame, NOTHING, sighting)
+            out.append((r.x.copy(), (r.box.cx, r.box.cy, r.box.side), r.face.crop.copy()))
+        return out
+
+    one, two = results(False), results(True)
+    assert len(one) == len(two) == 20
+    for (xa, ba, ca), (xb, bb, cb) in zip(one, two, strict=True):
+        assert np.array_equal(xa, xb) and ba == bb and np.array_equal(ca, cb)

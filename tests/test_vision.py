@@ -11,7 +11,7 @@ from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import Camera
 from facetrack.render.formation import base_params, view
-from facetrack.vision.crop import box_from_landmarks, crop
+from facetrack.vision.crop import CropBox, box_from_landmarks, crop
 from facetrack.vision.faces import FaceFinder
 from facetrack.vision.landmarks import MIRROR_68
 
@@ -58,3 +58,14 @@ def test_face_finder_on_real_photos(shared_dir: Path) -> None:
     assert np.abs(tracked.image_landmarks - face.image_landmarks).mean() < 2.0
     # No face in a blank image.
     assert finder(np.full((300, 300, 3), 128, np.uint8)) is None
+
+
+def test_crop_of_a_large_face_is_that_of_the_whole_frame_blurred(shared_dir: Path) -> None:
+    """A face close to a 1080p camera: the low-pass before resampling covers only the box (plus the blur's
+    reach), and the crop is the one that blurring the whole frame gives, also where the box leaves the frame."""
+    img = cv2.resize(cv2.imread(str(shared_dir / "aflw2000-sample" / "image00050.jpg")), (1920, 1080))
+    for box in (CropBox(960.3, 540.7, 700.2), CropBox(150.5, 900.2, 800.0), CropBox(1900.0, 20.0, 600.0)):
+        sigma = 0.5 * box.side / 240
+        whole = cv2.warpAffine(cv2.GaussianBlur(img, (0, 0), sigma), box.affine(240), (240, 240),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        assert np.array_equal(crop(img, box), whole)

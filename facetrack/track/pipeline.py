@@ -24,7 +24,7 @@ from facetrack.io.recording import Recorder
 from facetrack.io.sources import Frame, Source
 from facetrack.io.streaming import Streamer, StreamFrame
 from facetrack.render.reconstruction import LEVELS, NOTHING, Needs
-from facetrack.track.tracker import Found, FrameResult, Tracker
+from facetrack.track.tracker import FrameResult, Sighting, Tracker
 from facetrack.vision.crop import CropBox
 
 RECORDING_NEEDS = Needs(frozenset(LEVELS), photometric=True)  # a record holds both levels' photometric error
@@ -64,13 +64,12 @@ class Pipeline:
         self.tracker.reset()
         self.last = None
 
-    def __call__(self, frame: Frame, needs: Needs = NOTHING, found: Found | None = None) -> FrameResult | None:
+    def __call__(self, frame: Frame, needs: Needs = NOTHING, ahead: Sighting | None = None) -> FrameResult | None:
         """The frame's result; when the face is missing, the last result held with `present` False (None
-        before any face was seen), so streams and recordings never get a hole or a NaN. `found`: the frame's
-        landmarks when they were computed ahead (`frames_ahead`)."""
+        before any face was seen), so streams and recordings never get a hole or a NaN. `ahead`: the frame's
+        landmarks when they were found ahead (`frames_ahead`)."""
         if frame.x is None:
-            if found is None:
-                found = self.tracker.find(frame.rgb, timestamp=frame.timestamp)
+            found = self.tracker.find(frame.rgb, timestamp=frame.timestamp, sighting=ahead)
             r = self.tracker.finish(found, needs, frame.timestamp)
             if r is not None:
                 self.last = r
@@ -89,7 +88,7 @@ class Pipeline:
         return Recorder(path, self.model.layout, self.model.exp_names, source.name, source.fps)
 
 
-def frames_ahead(pipeline: Pipeline, source: Source) -> Iterator[tuple[Frame, Found | None]]:
+def frames_ahead(pipeline: Pipeline, source: Source) -> Iterator[tuple[Frame, Sighting | None]]:
     """The source's frames with their landmarks found one frame ahead on a second thread, so the landmarker
     (which releases the GIL) works on frame t+1 while frame t goes through encoder, fit and reconstruction.
     Throughput, not latency: each frame still takes as long. Frames pass through unchanged where looking
@@ -99,8 +98,8 @@ def frames_ahead(pipeline: Pipeline, source: Source) -> Iterator[tuple[Frame, Fo
         yield from ((f, None) for f in source)
         return
 
-    def find(f: Frame) -> Found | None:
-        return tracker.find(f.rgb, timestamp=f.timestamp) if f.x is None else None
+    def sight(f: Frame) -> Sighting | None:
+        return tracker.sight(f.rgb, timestamp=f.timestamp) if f.x is None else None
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the landmarker has the other core; numpy's BLAS (the fit) too
@@ -108,12 +107,12 @@ def frames_ahead(pipeline: Pipeline, source: Source) -> Iterator[tuple[Frame, Fo
         with ThreadPoolExecutor(max_workers=1) as pool, threadpool_limits(limits=1, user_api="blas"):
             frames = iter(source)
             current = next(frames, None)
-            job = pool.submit(find, current) if current is not None else None
+            job = pool.submit(sight, current) if current is not None else None
             while current is not None:
                 nxt = next(frames, None)
-                found = job.result()
-                job = pool.submit(find, nxt) if nxt is not None else None
-                yield current, found
+                ahead = job.result()
+                job = pool.submit(sight, nxt) if nxt is not None else None
+                yield current, ahead
                 current = nxt
     finally:
         torch.set_num_threads(threads)

@@ -94,8 +94,17 @@ def box_from_face_box(x: float, y: float, w: float, h: float) -> CropBox:
 def crop(image: np.ndarray, box: CropBox, size: int = CROP_SIZE) -> np.ndarray:
     """Resample the box to a size x size image; parts outside the image are replicated from its border."""
     s = size / box.side
-    if s < 0.5:  # large faces: low-pass first so the bilinear resampling does not alias
-        sigma = 0.5 / s
-        image = cv2.GaussianBlur(image, (0, 0), sigma)
-    return cv2.warpAffine(image, box.affine(size), (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    M = box.affine(size)
+    if s < 0.5:  # large faces: low-pass first so the bilinear resampling does not alias. Only the part of
+        sigma = 0.5 / s  # the frame that the box samples is blurred (a face close to a 1080p camera would
+        r = int(np.ceil(3 * sigma)) + 2  # otherwise blur the whole frame); the same pixels come out
+        h, w = image.shape[:2]
+        x0, y0 = max(int(box.cx - box.side / 2) - r, 0), max(int(box.cy - box.side / 2) - r, 0)
+        x1, y1 = min(int(box.cx + box.side / 2) + r + 1, w), min(int(box.cy + box.side / 2) + r + 1, h)
+        if x0 < x1 and y0 < y1:
+            image = cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), sigma)
+            M = M.copy()
+            M[:, 2] += M[:, :2] @ np.array([x0, y0], np.float64)
+        else:
+            image = cv2.GaussianBlur(image, (0, 0), sigma)
+    return cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
