@@ -161,6 +161,8 @@ def quantize_onnx(folder: Path, layout: ParamLayout, crops: np.ndarray) -> dict[
         shutil.move(str(Path(tmp) / ENCODER_INT8), out)
     write_manifest(folder, list(WEIGHT_FILES))
     return {k: round(v, 4) for k, v in spread.items()}
+
+
 REINSTALL = "reinstall the weights: git checkout weights/, or retrain (README: Train)"
 
 
