@@ -33,14 +33,14 @@ from facetrack.model.facemodel import FaceModel
 from facetrack.model.layout import BLOCKS, ParamLayout
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
 from facetrack.net.encoder import Encoder
-from facetrack.net.weights import Weights, load_weights, quantize_onnx, save_weights
+from facetrack.net.weights import Weights, load_weights, save_weights
 from facetrack.render.formation import View, shade
 from facetrack.render.occlusion import zbuffer_visible
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.render.reconstruction import LEVELS, Needs
 from facetrack.track.photos import reconstructions
 from facetrack.track.tracker import Tracker
-from train.quantize import record
+from train.quantize import CALIBRATION_CROPS, evenly, write_int8_or_say
 from train.reflectance import observed_albedo, pca_with_gaps
 
 DOCS = ("README.md", "model_card.md", "model_card.json", "curves.png", "validation.png")
@@ -121,12 +121,6 @@ def build(weights_dir: Path, images: Path, out: Path, photos: int, modes: int, l
     residuals, valid = residual_samples(tracker, files, progress, crops)
     enc, model = grow(weights, new_modes(residuals, valid, modes))
     err = save_weights(out, enc, model, "linear", weights_dir / "reflectance.npz")
-    calib = np.stack(crops)[np.linspace(0, len(crops) - 1, min(200, len(crops))).astype(int)]
-    try:  # the 8-bit encoder the app runs on CPU; without it the app runs encoder.onnx
-        agreement = quantize_onnx(out, model.layout, calib)
-    except FacetrackError as e:
-        print(f"correctives: no 8-bit encoder: {e}", file=sys.stderr)
-        agreement = None
     for name in DOCS:  # the model card and its pictures describe the trained part, which is unchanged
         if (weights_dir / name).is_file() and (weights_dir / name).resolve() != (out / name).resolve():
             shutil.copyfile(weights_dir / name, out / name)
@@ -142,8 +136,9 @@ def build(weights_dir: Path, images: Path, out: Path, photos: int, modes: int, l
         with (out / "model_card.md").open("a") as f:
             f.write(f"- Reflectance correctives grown by `python -m train.correctives` ({info['photos']} training "
                     f"photos of {images.name}): {modes} modes appended, {model.layout.n_cr} in all.\n")
-    if agreement is not None:
-        record(out, agreement, len(calib))
+    # the 8-bit encoder again: the grown encoder has new outputs
+    write_int8_or_say(out, model.layout, lambda: np.stack(crops)[evenly(len(crops), CALIBRATION_CROPS)],
+                      "correctives")
     return info
 
 

@@ -25,11 +25,11 @@ from facetrack.errors import FacetrackError
 from facetrack.model.facemodel import FaceModel
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.net.encoder import Encoder
-from facetrack.net.weights import load_reflectance, load_weights, quantize_onnx, save_weights
+from facetrack.net.weights import load_reflectance, load_weights, save_weights
 from train.config import TrainConfig
 from train.data import CropDataset
 from train.plots import plot_curves, validation_renders
-from train.quantize import cache_crops, record
+from train.quantize import cache_crops, evenly, write_int8_or_say
 
 
 def git_commit() -> str:
@@ -78,7 +78,7 @@ def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = No
     cache = Path(run_cfg["cache"])
     val = CropDataset(cache, "val")
     if len(val):
-        idx = np.linspace(0, len(val) - 1, min(renders, len(val))).astype(int)
+        idx = evenly(len(val), renders)
         images = torch.stack([val[int(i)]["image"] for i in idx])
         w.model.float()
         (out / "validation.png").unlink(missing_ok=True)  # a skipped render must not leave an older one linked
@@ -106,11 +106,7 @@ def export(run: Path, reflectance: Path, out: Path, model_file: Path | None = No
     }
     (out / "model_card.json").write_text(json.dumps(card, indent=1))
     (out / "model_card.md").write_text(model_card_markdown(card))
-    try:  # the 8-bit encoder the app runs on CPU; without it the app runs encoder.onnx
-        crops = cache_crops(cache)
-        record(out, quantize_onnx(out, model.layout, crops), len(crops))
-    except FacetrackError as e:
-        print(f"export: no 8-bit encoder: {e}", file=sys.stderr)
+    write_int8_or_say(out, model.layout, lambda: cache_crops(cache), "export")  # the app's encoder on a CPU
     return card
 
 
