@@ -271,8 +271,11 @@ def _eval_summary(kind: str, r: dict) -> str:
         return (f"{r['found']}/{r['photos']} faces found; photometric error per pixel: "
                 f"{levels(r['photometric_error'], 'face_mean')}{ident}")
     if kind == "landmarks":
+        conv = {k: v["all"] for k, v in r["nme_dataset_convention"].items() if v}
+        conv_s = f"; in the dataset's convention {levels(conv)}" if conv else ""
         return (f"{r['found']}/{r['annotations']} faces found; NME {levels({k: v['all'] for k, v in r['nme'].items()})}"
-                f" (raw dlib {_num(r['reference_dlib_nme']['all'])}); pose MAE {_num(r['pose_mae_deg']['mean'])} deg")
+                f" (raw landmarks {_num(r['reference_dlib_nme']['all'])}){conv_s}; "
+                f"pose MAE {_num(r['pose_mae_deg']['mean'])} deg")
     resp = r.get("responsiveness") or {}
     ours, peer = resp.get("ours", {}), resp.get("mediapipe_blendshapes", {})
     rs = "; ".join(f"r({k}) ours {_num(ours.get('r_' + k))} / MediaPipe {_num(peer.get('r_' + k))}"

@@ -14,7 +14,7 @@ import torch
 
 from facetrack.cli import main
 from facetrack.evaluation.images import image_files
-from facetrack.evaluation.landmarks import dataset_angles, pnp_pose_deg, read_annotation
+from facetrack.evaluation.landmarks import cross_validated_nme, dataset_angles, pnp_pose_deg, read_annotation
 from facetrack.evaluation.metrics import angle_errors_deg, rotation_error_deg
 from facetrack.evaluation.split import image_group, is_val
 from facetrack.model.correspondence import similarity
@@ -118,6 +118,32 @@ def test_read_annotation_known_values(tmp_path: Path) -> None:
     assert np.allclose(dataset_angles(dataset_angles(pose)), pose)
 
 
+def test_cross_validated_nme_learns_the_convention_from_other_images() -> None:
+    """Candidates that hold each annotated point (under a fixed, unknown index) give zero NME once the other
+    images have shown which candidate is which; a candidate that matches only its own image does not count."""
+    rng = np.random.default_rng(0)
+    order = rng.permutation(199)[:68]  # the dataset's point j is candidate order[j] in every image
+    points, gt = [], []
+    for _ in range(6):
+        g = rng.uniform(0, 100, (68, 2))
+        c = rng.uniform(0, 100, (200, 2)).astype(np.float32)
+        c[order] = g + rng.normal(0, 0.5, g.shape)
+        points.append(c)
+        gt.append(g)
+    clean = cross_validated_nme(points, gt)
+    assert len(clean) == 6 and max(clean) < 0.01
+    # The held-out image never chooses its own points: candidate 199 sits 1.1 px from point 0 in every image,
+    # order[0] exactly 1 px. Moving 199 onto point 0 in image 0 alone would win an in-sample choice (total
+    # 5.5 against 6 px) but must not change image 0's figure.
+    for c, g in zip(points, gt, strict=True):
+        c[order[0]] = g[0] + [1.0, 0.0]
+        c[199] = g[0] + [0.0, 1.1]
+    before = cross_validated_nme(points, gt)[0]
+    points[0][199] = gt[0][0]
+    assert cross_validated_nme(points, gt)[0] == pytest.approx(before, abs=1e-7)
+    assert cross_validated_nme(points[:4], gt[:4]) is None  # too few images to learn a convention
+
+
 def test_eval_landmarks_and_compare_two_models(weights: Path, model_file: Path, shared_dir: Path,
                                                tmp_path: Path) -> None:
     data = tmp_path / "aflw"
@@ -141,6 +167,9 @@ def test_eval_landmarks_and_compare_two_models(weights: Path, model_file: Path, 
     assert a["skipped"]["unreadable .mat"] == 1
     for level in ("base", "final"):
         assert 0 < a["nme"][level]["all"] < 0.5
+        # the dataset's jawline is not ICT's: in its own convention (leave one out) the error is clearly lower
+        assert a["nme_dataset_convention"][level]["all"] < 0.85 * a["nme"][level]["all"]
+    assert a["reference_mediapipe_dataset_convention_nme"]["all"] < 0.1
     assert a["reference_dlib_nme"]["yaw_0_30"] < 0.07  # dlib on near-frontal faces: a few percent
     assert 0 <= a["pose_mae_deg"]["mean"] < 60
     md = (out / "report.md").read_text()

@@ -34,6 +34,7 @@ from facetrack.render.camera import euler_to_matrix, matrix_to_euler
 from facetrack.render.reconstruction import Needs
 from facetrack.track.photos import reconstructions
 from facetrack.track.tracker import Tracker
+from facetrack.vision.crop import face_size
 
 YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
 FLIP_YZ = np.diag([1.0, -1.0, -1.0])  # OpenCV camera frame (y down, z forward) <-> ours (y up, z back)
@@ -83,6 +84,30 @@ def pnp_pose_deg(mean_landmarks_cm: np.ndarray, image_landmarks: np.ndarray, ima
     return np.degrees(matrix_to_euler(torch.from_numpy(R)).numpy())
 
 
+MIN_CONVENTION_IMAGES = 4  # the dataset's convention is learned from the other images: at least this many
+
+
+def cross_validated_nme(points: list[np.ndarray], gt: list[np.ndarray]) -> list[float] | None:
+    """Per image: the NME of the candidate points (K, 2) that best match the dataset's 68 points, each chosen
+    as the candidate with the least mean normalised distance to that point over the other images. None with
+    fewer than MIN_CONVENTION_IMAGES + 1 images."""
+    n = len(points)
+    if n <= MIN_CONVENTION_IMAGES:
+        return None
+
+    def errors(i: int) -> np.ndarray:  # (68, K) distances in face sizes
+        d = points[i][None, :, :] - gt[i][:, None, :].astype(np.float32)
+        return np.sqrt((d * d).sum(-1)) / np.float32(face_size(gt[i]))
+
+    total = sum(errors(i) for i in range(n))
+    out = []
+    for i in range(n):
+        e = errors(i)
+        chosen = np.argmin(total - e, axis=1)
+        out.append(float(e[np.arange(len(e)), chosen].mean()))
+    return out
+
+
 def _image_for(mat: Path) -> Path | None:
     for ext in sorted(IMAGE_EXTS):
         for cand in (mat.with_suffix(ext), mat.with_suffix(ext.upper())):
@@ -100,6 +125,8 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
     mean_lm = model.mean[model.landmarks].double().numpy()
     nme = {lv: [] for lv in levels}
     nme_dlib, yaws, pose_err, pnp_err, mp_err = [], [], [], [], []
+    vertices = {lv: [] for lv in levels}  # every vertex in image pixel indices, for the dataset's convention
+    raw_points, truth = [], []  # the front end's raw landmarks (MediaPipe's 478) and the annotations
     missing = Counter()
     annotated: dict[Path, tuple[np.ndarray, np.ndarray | None]] = {}
     for mat in mats:
@@ -117,6 +144,10 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
         for lv in levels:
             uv = r.recon.levels[lv].uv[landmark_idx].astype(np.float64)
             nme[lv].append(nme_bbox(r.box.to_image(uv) - 0.5, gt))  # pixel centres -> pixel indices
+            vertices[lv].append((r.box.to_image(r.recon.levels[lv].uv.astype(np.float64)) - 0.5).astype(np.float32))
+        truth.append(gt)
+        if r.dense is not None:
+            raw_points.append((r.dense.points - 0.5).astype(np.float32))
         nme_dlib.append(nme_bbox(r.face.image_landmarks - 0.5, gt))
         if gt_pose is None:
             yaws.append(np.nan)
@@ -133,7 +164,9 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
     yaws_a = np.asarray(yaws)
     bins = {f"yaw_{int(lo)}_{int(hi)}": (yaws_a >= lo) & (yaws_a < hi + (hi == 90)) for lo, hi in YAW_BINS}
 
-    def binned(values: list[float]) -> dict:
+    def binned(values: list[float] | None) -> dict | None:
+        if values is None:
+            return None
         v = np.asarray(values)
         return {**{name: stats(v[sel]).get("mean") for name, sel in bins.items()}, "all": stats(v).get("mean")}
 
@@ -145,8 +178,11 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
     return {"annotations": len(mats), "found": len(nme_dlib),
             "faces_per_yaw_bin": {name: int(sel.sum()) for name, sel in bins.items()},
             "nme": {lv: binned(nme[lv]) for lv in levels},
+            "nme_dataset_convention": {lv: binned(cross_validated_nme(vertices[lv], truth)) for lv in levels},
             "pose_mae_deg": mae(pose_err),
             "reference_dlib_nme": binned(nme_dlib),
+            "reference_mediapipe_dataset_convention_nme":
+                binned(cross_validated_nme(raw_points, truth)) if len(raw_points) == len(truth) else None,
             "reference_dlib_pnp_pose_mae_deg": mae(pnp_err),
             "reference_mediapipe_matrix_pose_mae_deg": mae(mp_err) if mp_err else None,
             "front_end": tracker.front_end,
