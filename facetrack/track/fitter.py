@@ -20,7 +20,9 @@ model point (median), so a neutral face reads near-zero expressions. The eyelid 
 resting offset, no weight in the identity evidence (identity absorbing each person's resting eye opening
 hid blinks across people), and the encoder's geometry correctives move them only by their change from the
 calibration frames' median. Later keyframes add identity
-evidence slowly; the prior closes the solve.
+evidence slowly; the prior closes the solve. A still photo has no calibration: its identity comes from that
+frame alone, solved in turn with pose and expressions, under firmer priors on both (FitConfig.photo_l2,
+photo_id_prior).
 """
 
 from __future__ import annotations
