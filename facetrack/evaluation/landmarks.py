@@ -141,10 +141,10 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
     landmark_idx = model.landmarks.numpy()
     for image, img, r in reconstructions(tracker, annotated, missing, Needs(frozenset(levels))):
         gt, gt_pose = annotated[image]
-        for lv in levels:
-            uv = r.recon.levels[lv].uv[landmark_idx].astype(np.float64)
-            nme[lv].append(nme_bbox(r.box.to_image(uv) - 0.5, gt))  # pixel centres -> pixel indices
-            vertices[lv].append((r.box.to_image(r.recon.levels[lv].uv.astype(np.float64)) - 0.5).astype(np.float32))
+        for lv in levels:  # every vertex in image pixel indices (pixel centres are at k + 0.5)
+            uv = r.box.to_image(r.recon.levels[lv].uv.astype(np.float64)) - 0.5
+            nme[lv].append(nme_bbox(uv[landmark_idx], gt))
+            vertices[lv].append(uv.astype(np.float32))
         truth.append(gt)
         if r.dense is not None:
             raw_points.append((r.dense.points - 0.5).astype(np.float32))

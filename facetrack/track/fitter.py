@@ -479,8 +479,7 @@ class DenseFitter:
         r = ((obs - uv) * sw[:, None]).reshape(-1)
         return J.T @ J, J.T @ (r + J @ identity)
 
-    def _solve_identity(self, A: np.ndarray, b: np.ndarray, prior: float | None = None) -> np.ndarray:
-        prior = self.cfg.id_prior if prior is None else prior
+    def _solve_identity(self, A: np.ndarray, b: np.ndarray, prior: float) -> np.ndarray:
         return np.linalg.solve(A + prior * np.diag(1.0 / self.id_sigma**2), b)
 
     def _accumulate_identity(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
@@ -493,4 +492,4 @@ class DenseFitter:
         A, b = self._identity_evidence(identity, R, Jp, uv, obs)
         st.A = weight * A if st.A is None else st.A + weight * A
         st.b = weight * b if st.b is None else st.b + weight * b
-        st.identity = self._solve_identity(st.A, st.b)
+        st.identity = self._solve_identity(st.A, st.b, cfg.id_prior)

@@ -175,7 +175,6 @@ class Tracker:
         `sight` when it ran ahead."""
         t0 = time.perf_counter()
         face, dense, new = self._find(rgb, pad, timestamp, sighting)
-        self._fresh = False
         ahead = sighting.ms if sighting is not None else 0.0
         return Found(face, dense, ahead + 1e3 * (time.perf_counter() - t0), new)
 
