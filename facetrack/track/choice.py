@@ -4,7 +4,8 @@ Policy: at the start, after the face was lost and after a scene cut, take the `r
 the largest; `--face N`). In between, follow the face nearest the one tracked in the previous frame, so a
 larger face walking past does not steal the track. Once a second (`RECHECK_S`), when following the
 largest (rank 1), switch if another face has become 1.5 times as large: a track stuck on a small
-background head goes back to the person in front. The count of other faces is kept per frame.
+background head goes back to the person in front; that check waits for a frame the landmarker saw whole
+(facetrack.vision.zoom follows a small face in a crop). The count of other faces is kept per frame.
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ class FacePicker:
         self.cuts += cut
         return cut
 
-    def __call__(self, faces: list[DenseLandmarks], timestamp: float | None, cut: bool = False
-                 ) -> tuple[DenseLandmarks, bool]:
-        """The face to track among `faces` (largest first, image pixels) and whether it is a different face
-        from the previous frame's (the caller then forgets that face's filters)."""
+    def __call__(self, faces: list[DenseLandmarks], timestamp: float | None, cut: bool = False,
+                 complete: bool = True) -> tuple[DenseLandmarks, bool]:
+        """The face to track among `faces` (largest first, image pixels; `complete`: found in the whole frame,
+        not only in a zoomed crop) and whether it is a different face from the previous frame's (the caller
+        then forgets that face's filters)."""
         sizes = [float(face_size(f.points)) for f in faces]
         centers = [f.points.mean(0) for f in faces]
         by_rank = faces[min(self.rank, len(faces)) - 1]
@@ -61,7 +63,7 @@ class FacePicker:
             if d[k] < FOLLOW_RADIUS * max(self.size, 1.0):
                 pick, new = faces[k], False
         due = timestamp is None or self.checked_at is None or timestamp - self.checked_at >= RECHECK_S
-        if not new and due:
+        if not new and due and complete:
             self.checked_at = timestamp
             if self.rank == 1 and sizes[0] > SWITCH_RATIO * face_size(pick.points):
                 pick, new = faces[0], True

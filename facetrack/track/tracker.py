@@ -25,6 +25,7 @@ from facetrack.track.fitter import DenseFitter, FitConfig, FitInfo
 from facetrack.vision.crop import CropBox, box_from_landmarks, crop, pad_border, points_box
 from facetrack.vision.dense import DenseLandmarks, MediaPipeLandmarker
 from facetrack.vision.faces import Face, FaceFinder
+from facetrack.vision.zoom import Zoom, merge
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Sighting:
     image: np.ndarray  # the frame as the faces were found in it (with its border when padded)
     pad: int  # that border in pixels
     faces: list[DenseLandmarks]
+    complete: bool  # the whole frame was looked at (not only the zoomed crop about a small face)
     cut: bool  # the frame starts a new shot
     ms: float
 
@@ -104,6 +106,7 @@ class Tracker:
         self.box_filter = OneEuro(*BOX_FILTER) if self.dense is not None and smooth else None
         self.previous: np.ndarray | None = None
         self.picker = FacePicker(face_rank)  # which of several faces (MediaPipe front end)
+        self.zoom = Zoom()  # where MediaPipe looks for a face too small for the whole frame
         self._fresh = True
 
     @property
@@ -118,6 +121,7 @@ class Tracker:
         """A new source or an unrelated photo: nothing carries over (not even the identity)."""
         self._fresh = True
         self.picker.reset()
+        self.zoom.reset()
         self._lost(keep_identity=False)
 
     def _lost(self, keep_identity: bool = True) -> None:
@@ -136,11 +140,33 @@ class Tracker:
         t0 = time.perf_counter()
         img, p = pad_border(rgb, pad)
         cut = self.picker.scene_cut(rgb) if timestamp is not None else False
-        faces = self.dense(img, timestamp, still=self._fresh and timestamp is None)
+        if cut:
+            self.zoom.reset()
+        faces, complete = self._landmarks(img, timestamp, self._fresh and timestamp is None)
         self._fresh = False
         for d in faces:
             d.points -= p
-        return Sighting(img, p, faces, cut, 1e3 * (time.perf_counter() - t0))
+        return Sighting(img, p, faces, complete, cut, 1e3 * (time.perf_counter() - t0))
+
+    def _landmarks(self, img: np.ndarray, timestamp: float | None, still: bool) -> tuple[list[DenseLandmarks], bool]:
+        """MediaPipe's faces in the frame (pixels, largest first) and whether the whole frame was looked at.
+        A face too small for the detector in the whole frame is searched for in tiles and then followed in a
+        crop (facetrack.vision.zoom); crops and tiles are single images to MediaPipe (IMAGE mode)."""
+        zoom = self.zoom
+
+        def look(view: np.ndarray) -> list[DenseLandmarks]:
+            return self.dense(view, None, still=True)
+
+        if zoom.region is None:
+            faces = self.dense(img, timestamp, still=still)
+            if faces or not zoom.search_due(timestamp):
+                return faces, True
+            return zoom.search(img, look, timestamp), True
+        region = zoom.region
+        near = zoom.shifted(look(zoom.view(img, region)), region)
+        whole = self.dense(img, timestamp) if zoom.look_due(timestamp) or not near else None
+        zoom.update(near, whole, img.shape[1], img.shape[0])
+        return merge(near, whole or []), whole is not None
 
     def _find(self, rgb: np.ndarray, pad: float, timestamp: float | None, sighting: Sighting | None
               ) -> tuple[Face | None, DenseLandmarks | None, bool]:
@@ -151,7 +177,7 @@ class Tracker:
         if not faces:
             return None, None, False
         had_face = self.picker.center is not None
-        dense, new = self.picker(faces, timestamp, s.cut)
+        dense, new = self.picker(faces, timestamp, s.cut, s.complete)
         if new and had_face and self.box_filter is not None:
             self.box_filter.reset()
         lm68 = dense.points[MP68]
