@@ -84,6 +84,21 @@ def test_window_on_video(qtbot, pipeline: Pipeline, shared_dir: Path, tmp_path: 
     vp.toggle_orbit()
     images["orbit"] = _pixels(vp)
     vp.toggle_orbit()
+    # Follow face zooms on the face's box, easing in over a few paints (a smaller box: a face further away).
+    import dataclasses
+
+    box = pk.result.box
+    pk.result = dataclasses.replace(pk.result, box=dataclasses.replace(box, side=box.side / 3))
+    vp.toggle_follow()
+    for _ in range(25):
+        images["follow face"] = _pixels(vp)
+    assert vp.view[2] > 2.0 and np.allclose(vp.view[:2], [2 * box.cx / pk.size[0] - 1, 1 - 2 * box.cy / pk.size[1]],
+                                            atol=0.05)
+    vp.toggle_follow()
+    for _ in range(25):
+        back = _pixels(vp)
+    assert np.allclose(vp.view, [0, 0, 1], atol=1e-3) and np.abs(back.astype(int) - shaded).mean() < 0.5
+    pk.result = dataclasses.replace(pk.result, box=box)
     for name, img in images.items():
         if name != "shaded":
             assert np.abs(img.astype(int) - shaded).mean() > 0.5, f"{name} did not change the image"
@@ -94,7 +109,7 @@ def test_window_on_video(qtbot, pipeline: Pipeline, shared_dir: Path, tmp_path: 
     from PySide6.QtGui import QAction
 
     actions = {a.shortcut().toString(): a for a in win.findChildren(QAction) if not a.shortcut().isEmpty()}
-    assert {"1", "2", "3", "4", "E", "O", "R", "Ctrl+O", "Ctrl+K"} <= set(actions)
+    assert {"1", "2", "3", "4", "E", "O", "F", "R", "Ctrl+O", "Ctrl+K"} <= set(actions)
     actions["3"].trigger()
     assert vp.mode == 2
     actions["E"].trigger()
@@ -181,3 +196,13 @@ def test_playback_fills_the_plots_like_live_tracking(qtbot, pipeline: Pipeline, 
     pk = win.viewport.packet
     assert pk.frame is None and set(pk.meshes) == {"base", "final"} and pk.size == (640, 480)
     assert _pixels(win.viewport).std() > 5  # the face is drawn where it was in the recorded frame
+
+
+def test_follow_view_frames_the_face_inside_the_frame() -> None:
+    from facetrack.app.viewport import FOLLOW_CROPS, follow_view
+
+    cx, cy, s = follow_view(640, 360, 100, 1280, 720)
+    assert abs(s - 720 / (FOLLOW_CROPS * 100)) < 1e-9 and abs(cx) < 1e-9 and abs(cy) < 1e-9
+    cx, cy, s = follow_view(10, 10, 100, 1280, 720)  # a face in the corner: the view stops at the frame's edge
+    assert abs(cx - (-1 + 1 / s)) < 1e-9 and abs(cy - (1 - 1 / s)) < 1e-9
+    assert follow_view(640, 360, 600, 1280, 720)[2] == 1.0  # a large face: the whole frame

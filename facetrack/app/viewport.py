@@ -1,8 +1,10 @@
 """The moderngl viewport inside a QOpenGLWidget: base and final level side by side.
 
 Each half shows the input frame with the level drawn over it by the estimated camera, or (orbit view) the
-level alone, turned with the mouse. View modes: shaded, albedo, geometry, wireframe; the photometric-error
-heat map can be laid over any of them. Painting uploads the packet's ready arrays and draws; nothing else.
+level alone, turned with the mouse; "follow face" zooms both halves on the face (a person far from the camera
+is otherwise a few dozen pixels of the view). View modes: shaded, albedo, geometry, wireframe; the
+photometric-error heat map can be laid over any of them. Painting uploads the packet's ready arrays and
+draws; nothing else.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from facetrack.render import glsl
 from facetrack.render.reconstruction import LEVELS
 
 MODES = ("shaded", "albedo", "geometry", "wireframe")
+FOLLOW_CROPS = 1.6  # following the face, the view spans this many encoder crop boxes (the face about half of it)
+FOLLOW_EASE = 0.3  # share of the way to the face's view taken per painted frame (no jump, no jitter)
+
+
+def follow_view(cx: float, cy: float, side: float, width: int, height: int) -> np.ndarray:
+    """(centre x, centre y, scale) in the frame's NDC showing a square of FOLLOW_CROPS * side pixels about
+    (cx, cy), never zoomed out past the whole frame nor showing beyond its edges."""
+    scale = float(np.clip(min(width, height) / (FOLLOW_CROPS * side), 1.0, 8.0))
+    centre = np.array([2 * cx / width - 1, 1 - 2 * cy / height])
+    return np.array([*np.clip(centre, -1 + 1 / scale, 1 - 1 / scale), scale])
 
 
 def orbit_matrix(yaw: float, pitch: float, aspect: float, distance: float = 55.0) -> np.ndarray:
@@ -39,7 +51,8 @@ class Viewport(QOpenGLWidget):
         super().__init__(parent)
         self.triangles = np.ascontiguousarray(triangles, dtype=np.int32)
         self.n_vertices = n_vertices
-        self.mode, self.overlay, self.orbit = 0, False, False
+        self.mode, self.overlay, self.orbit, self.follow = 0, False, False, False
+        self.view = np.array([0.0, 0.0, 1.0])  # what is shown: centre and scale in the frame's NDC
         self.yaw, self.pitch = 0.5, 0.15
         self.packet: Packet | None = None
         self.ctx = None
@@ -62,6 +75,20 @@ class Viewport(QOpenGLWidget):
     def toggle_orbit(self) -> None:
         self.orbit = not self.orbit
         self.update()
+
+    def toggle_follow(self) -> None:
+        self.follow = not self.follow
+        self.update()
+
+    def _next_view(self, pk: Packet) -> np.ndarray:
+        target = np.array([0.0, 0.0, 1.0])
+        if self.follow and pk.result is not None:
+            box = pk.result.box
+            target = follow_view(box.cx, box.cy, box.side, *pk.size)
+        self.view = self.view + FOLLOW_EASE * (target - self.view)
+        if np.abs(target - self.view).max() > 1e-3:
+            self.update()  # paint again until there (a paused or ended source sends no packets)
+        return self.view
 
     # -- GL ------------------------------------------------------------------------------------------
     def initializeGL(self) -> None:
@@ -110,6 +137,9 @@ class Viewport(QOpenGLWidget):
         w, h = pk.size
         if pk.frame is not None:
             self._upload_frame(pk.frame)
+        view = tuple(float(v) for v in self._next_view(pk))
+        self.bg_prog["view"] = view
+        self.mesh_prog["view"] = view
         for rect, level in zip(self._rects(w / h), LEVELS, strict=True):
             self.ctx.viewport = rect
             self.ctx.disable(moderngl.DEPTH_TEST)

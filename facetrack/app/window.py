@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
             bar.addAction(self._action(view, name.capitalize(), str(k + 1), lambda *_, k=k: self.viewport.set_mode(k)))
         bar.addAction(self._action(view, "Error overlay", "E", self._toggle_overlay))
         bar.addAction(self._action(view, "Orbit view", "O", self.viewport.toggle_orbit))
+        bar.addAction(self._action(view, "Follow face", "F", self.viewport.toggle_follow))
         if not self.playback:
             bar.addSeparator()
             rec = self.menuBar().addMenu("&Record")
