@@ -63,6 +63,11 @@ class DenseLandmarks:
     other_faces: int = 0
 
 
+def largest_first(faces: list[DenseLandmarks]) -> list[DenseLandmarks]:
+    """Faces ordered by the area of their landmarks' bounding box, largest first."""
+    return sorted(faces, key=lambda d: -np.ptp(d.points[:, 0]) * np.ptp(d.points[:, 1]))
+
+
 class MediaPipeLandmarker:
     name = "mediapipe"
 
@@ -116,7 +121,7 @@ class MediaPipeLandmarker:
                 else None
             out.append(DenseLandmarks(np.stack([f[:, 0] * w, f[:, 1] * h], axis=1), f[:, 2] * w, shapes, matrix,
                                       len(res.face_landmarks) - 1))
-        return sorted(out, key=lambda d: -np.ptp(d.points[:, 0]) * np.ptp(d.points[:, 1]))
+        return largest_first(out)
 
     def close(self) -> None:
         for name in ("_landmarker", "_photo"):

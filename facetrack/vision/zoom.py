@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from facetrack.vision.crop import face_size
-from facetrack.vision.dense import DenseLandmarks
+from facetrack.vision.dense import DenseLandmarks, largest_first
 
 Region = tuple[int, int, int]  # x0, y0 and side of a square inside the frame, in pixels
 
@@ -49,7 +49,7 @@ def merge(*lists: list[DenseLandmarks]) -> list[DenseLandmarks]:
     for d in (d for faces in lists for d in faces):
         if all(overlap(d, o) <= SAME_FACE for o in out):
             out.append(d)
-    return sorted(out, key=lambda d: -float(face_size(d.points)))
+    return largest_first(out)
 
 
 def tiles(width: int, height: int, share: float) -> list[Region]:
@@ -89,8 +89,8 @@ class Zoom:
     def search(self, image: np.ndarray, look: Callable[[np.ndarray], list[DenseLandmarks]],
                timestamp: float | None = None) -> list[DenseLandmarks]:
         """The faces found in the tiles of the first size that finds any (frame pixels), each once; a stream
-        zooms to the largest."""
-        self.searched_at = timestamp
+        zooms to the largest. The caller has just looked at the whole frame."""
+        self.searched_at = self.looked_at = timestamp
         h, w = image.shape[:2]
         faces: list[DenseLandmarks] = []
         for share in TILES:
@@ -148,5 +148,3 @@ class Zoom:
         x0 = int(np.clip(round(c[0] - side / 2), 0, width - side))
         y0 = int(np.clip(round(c[1] - side / 2), 0, height - side))
         self.region, self.framed = (x0, y0, side), size
-        if self.looked_at is None:
-            self.looked_at = self.searched_at
