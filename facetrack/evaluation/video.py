@@ -94,6 +94,32 @@ def lag_frames(ours: np.ndarray, reference: np.ndarray, max_lag: int = MAX_LAG) 
     return best
 
 
+def change_lag(ours: list[np.ndarray], reference: list[np.ndarray], max_lag: int = MAX_LAG) -> float | None:
+    """The delay (frames, to a tenth) of a coefficient's changes behind a reference measure's, over clips
+    (one 1-D series per clip each): the shift of our frame-to-frame change that correlates best with the
+    reference's, refined between whole frames by a parabola through the three best. The landmark lag above
+    sees head motion; this one sees what the expression filter adds to a blink or a mouth opening."""
+    d_ours = [np.diff(a) for a in ours]
+    d_ref = [np.diff(b) for b in reference]
+
+    def r_at(lag: int) -> float:
+        a = np.concatenate([x[max(lag, 0): len(x) + min(lag, 0)] for x in d_ours])
+        b = np.concatenate([y[max(-lag, 0): len(y) - max(lag, 0)] for y in d_ref])
+        r = pearson(a, b)
+        return -np.inf if r is None else r
+
+    lags = np.arange(-max_lag, max_lag + 1)
+    rs = np.array([r_at(int(k)) for k in lags])
+    if not np.isfinite(rs).any():
+        return None
+    k = int(np.argmax(rs))
+    offset = 0.0
+    if 0 < k < len(rs) - 1 and np.isfinite(rs[k - 1]) and np.isfinite(rs[k + 1]):
+        curve = rs[k - 1] - 2 * rs[k] + rs[k + 1]
+        offset = 0.5 * (rs[k - 1] - rs[k + 1]) / curve if curve < 0 else 0.0
+    return round(float(lags[k] + offset), 1) + 0.0  # + 0.0: no -0.0 in reports
+
+
 def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
                 reference: DlibLandmarks | None = None) -> dict[str, np.ndarray]:
     """Per frame: model landmarks, raw and fed landmarks (T, 68, 2), our expression weights and MediaPipe's
@@ -148,6 +174,17 @@ def responsiveness(tr: dict[str, np.ndarray]) -> dict:
         out[label] = row
     out["ours_mesh"] = {f"r_{name}": pearson(mesh[name], ref[name]) for name in RESPONSIVE}
     return out
+
+
+def expression_lags(coefficients: dict[str, list[np.ndarray]], dlib_raw: list[np.ndarray]) -> dict:
+    """change_lag of each RESPONSIVE coefficient behind its reference measure on raw dlib landmarks, pooled
+    over clips: per label (ours, MediaPipe's scores) a list of each clip's (T, 3) series; dlib_raw the clips'
+    (T, 68, 2) points."""
+    measures = {"jawOpen": mouth_opening, "eyeBlink_L": lambda lm: eye_closure(lm, "L"),
+                "eyeBlink_R": lambda lm: eye_closure(lm, "R")}
+    return {label: {name: change_lag([c[:, k] for c in clips], [measures[name](lm) for lm in dlib_raw])
+                    for k, name in enumerate(RESPONSIVE)}
+            for label, clips in coefficients.items()}
 
 
 def photometric_levels(photo: np.ndarray) -> dict:
@@ -214,5 +251,8 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
             else None,
             "lag_frames_median": float(np.median(lags)) if (lags := [v["lag_frames"] for v in per_video.values()
                                                                       if v.get("lag_frames") is not None]) else None,
+            "expression_lag_frames": expression_lags({"ours": series["expressions"],
+                                                      "mediapipe_blendshapes": series["mediapipe"]},
+                                                     series["dlib_raw"]) if series["ours"] else None,
             "photometric_error": photometric_levels(np.concatenate(series["photometric"])) if series["ours"] else None,
             "front_end": tracker.front_end, "per_video": per_video, "skipped": skipped(missing)}
