@@ -339,6 +339,37 @@ def test_a_stream_hands_on_the_firmer_identity_and_the_same_expressions(weights:
     assert shape_error(id_firm) < 0.9 * shape_error(id_fit)
 
 
+def test_a_calibration_during_speech_keeps_the_lips_closed_at_rest(weights: Path, model_file: Path,
+                                                                   shared_dir: Path, landmarker: Path) -> None:
+    """A real clip started mid-speech (d11 from its middle: the calibration frames talk): with the inner lips
+    closed at rest (FitConfig.closed_lips_at_rest) the open mouths afterwards read wider than when the resting
+    offsets keep part of the speech, and the closed mouths still read near zero. (Synthetic ICT renders do not
+    show it: the model explains their mouths exactly, so nothing is left for the resting offsets.)"""
+    from facetrack.io.sources import open_source
+    from facetrack.net.weights import load_weights
+    from facetrack.track.fitter import FitConfig
+    from facetrack.track.tracker import Tracker
+
+    w = load_weights(weights, FaceModel.load(model_file))
+    frames = list(open_source(str(shared_dir / "videos" / "liveportrait_d11.mp4")))
+    frames = frames[len(frames) // 2:][:100]
+    calibration = FitConfig().calibration_frames
+    read = {}
+    for closed in (True, False):
+        tracker = Tracker(w, landmarker=landmarker, fit_config=FitConfig(closed_lips_at_rest=closed))
+        jaw, gap = [], []
+        for f in frames:
+            r = tracker(f.rgb, timestamp=f.timestamp)
+            p = r.dense.points
+            jaw.append(r.recon.expressions["jawOpen"])
+            gap.append(np.linalg.norm(p[13, :2] - p[14, :2]) / np.linalg.norm(p[33, :2] - p[263, :2]))
+        read[closed] = np.array(jaw[calibration:])
+        gap = np.array(gap[calibration:])
+    shut, wide = gap < np.percentile(gap, 25), gap > np.percentile(gap, 75)
+    assert read[True][wide].mean() > read[False][wide].mean() + 0.05
+    assert read[True][shut].mean() < 0.08
+
+
 def test_a_neutral_photo_reads_fewer_expressions_with_the_photo_priors(weights: Path, model_file: Path,
                                                                       shared_dir: Path, landmarker: Path) -> None:
     """Still photos of neutral ICT faces (random identities, turned a little, over real photos): a photo has

@@ -17,9 +17,12 @@ Identity is not re-guessed every frame. In a stream, the first frames calibrate 
 solve with expressions held near zero (jawOpen and the blinks stay free: talking and blinking are not
 identity): normal equations for the identity weights, and each landmark's resting-face offset from its
 model point (median), so a neutral face reads near-zero expressions. The eyelid margins are eyeBlink's: no
-resting offset, no weight in the identity evidence (identity absorbing each person's resting eye opening
-hid blinks across people), and the encoder's geometry correctives move them only by their change from the
-calibration frames' median. Later keyframes add identity evidence slowly; the prior closes the solve. The
+resting offset, and the eye contours have no weight in the identity evidence (identity absorbing each
+person's resting eye opening hid blinks across people; the contours' corners and ends move with the lids, so
+the eyes' state in the calibration frames became the eye shape), and the encoder's geometry correctives move
+the lids only by their change from the calibration frames' median. The two lips of an inner-lip pair share
+one resting offset: the lips rest closed, and a calibration during speech must not keep part of the mouth
+opening as the resting face. Later keyframes add identity evidence slowly; the prior closes the solve. The
 identity the stream hands on (mesh, recordings) is the same evidence under a firmer prior
 (FitConfig.shape_id_prior): the fit's looser one also takes up the landmark detector's offsets for this
 person, which reads expressions better but makes a worse shape. A still photo has no calibration: its
@@ -37,7 +40,15 @@ import numpy as np
 from scipy.linalg.blas import dsyrk as syrk
 from scipy.linalg.lapack import dposv as posv
 
-from facetrack.model.correspondence import CHIN, EYELIDS, FACE_OVAL, INNER_LIPS, LIP_CORNERS, Correspondence
+from facetrack.model.correspondence import (
+    CHIN,
+    EYE_CONTOURS,
+    EYELIDS,
+    FACE_OVAL,
+    INNER_LIPS,
+    LIP_CORNERS,
+    Correspondence,
+)
 from facetrack.model.multilevel import LinearCorrective, MultiLevelModel
 from facetrack.render.camera import Camera
 
@@ -87,7 +98,13 @@ class FitConfig:
     # eyeBlink, not to the shapes that imitate them (mouthUpperUp, mouthFunnel, noseSneer, eyeSquint).
     w_opening_lips: float = 100.0
     w_opening_lids: float = 100.0
-    identity_lids: float = 0.0  # the lid margins are eyeBlink's: their share in the identity evidence
+    # The eye contours (lid margins and corners) move with every blink and squint: their share in the identity
+    # evidence, so that the eyes' state in the calibration frames does not become the person's eye shape.
+    identity_lids: float = 0.0
+    # The resting offset of an inner-lip pair is the same for both lips: a person's lip line may sit higher or
+    # lower than the model's, but the lips at rest are closed, so a calibration during speech does not put part
+    # of the mouth opening into the resting face (which then read jawOpen lower for good).
+    closed_lips_at_rest: bool = True
     photo_rounds: int = 2  # a photo: identity and pose/expressions solved in turn this often
     # A still photo has no resting frames to tell the person's face from an expression, and one view's landmarks
     # say little about identity: both priors are firmer there (the expressions' L2 times photo_l2; the identity
@@ -232,7 +249,7 @@ class DenseFitter:
                                              [len(EYELIDS), len(INNER_LIPS)]))
         self.pair_scale = self.pair_weight / np.sqrt(self.weights[self.pairs[:, 0]])  # J rows carry sqrt(w)
         self.identity_weights = self.weights.copy()
-        self.identity_weights[EYELIDS.ravel()] *= self.cfg.identity_lids
+        self.identity_weights[EYE_CONTOURS] *= self.cfg.identity_lids
         self.state = FitState()
 
     def reset(self, keep_identity: bool = True) -> None:
@@ -477,6 +494,8 @@ class DenseFitter:
         if len(st.offsets) >= self.cfg.calibration_frames:
             st.bias = np.median(np.stack(st.offsets), axis=0)
             st.bias[EYELIDS.ravel()] = 0.0
+            if self.cfg.closed_lips_at_rest:
+                st.bias[INNER_LIPS] = st.bias[INNER_LIPS].mean(axis=1, keepdims=True)
             st.offsets = []
 
     def _identity_evidence(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
