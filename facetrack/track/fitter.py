@@ -22,7 +22,8 @@ person's resting eye opening hid blinks across people; the contours' corners and
 the eyes' state in the calibration frames became the eye shape), and the encoder's geometry correctives move
 the lids only by their change from the calibration frames' median. The two lips of an inner-lip pair share
 one resting offset: the lips rest closed, and a calibration during speech must not keep part of the mouth
-opening as the resting face. Later keyframes add identity evidence slowly; the prior closes the solve. The
+opening as the resting face. Every 5th frame afterwards adds identity evidence too (at the free fit, as
+much as a calibration frame, so what a calibration during speech kept fades); the prior closes the solve. The
 identity the stream hands on (mesh, recordings) is the same evidence under a firmer prior
 (FitConfig.shape_id_prior): the fit's looser one also takes up the landmark detector's offsets for this
 person, which reads expressions better but makes a worse shape. A still photo has no calibration: its
@@ -76,8 +77,8 @@ class FitConfig:
     # person is calibrated must not become their identity
     observed_px: float = 2.0  # landmark motion (px per unit weight) below which a shape's L2 grows
     neutral_bias: bool = True  # learn each person's resting-face landmark offsets while calibrating
-    keyframe_every: int = 15  # after calibration: identity update from every n-th frame
-    keyframe_weight: float = 0.25
+    keyframe_every: int = 5  # after calibration: identity evidence from every n-th frame ...
+    keyframe_weight: float = 1.0  # ... as much as a calibration frame: a calibration during speech fades sooner
     id_prior: float = 40.0  # identity prior weight (per unit of sigma, squared)
     # The identity a stream hands on (the mesh, recordings, streams) is the same accumulated evidence solved
     # under a firmer prior. Inside the fit the looser identity also takes up each person's landmark-detector
