@@ -354,17 +354,14 @@ def test_a_calibration_during_speech_keeps_the_lips_closed_at_rest(weights: Path
     frames = list(open_source(str(shared_dir / "videos" / "liveportrait_d11.mp4")))
     frames = frames[len(frames) // 2:][:100]
     calibration = FitConfig().calibration_frames
-    read = {}
+    read, gap = {}, []  # jawOpen after the calibration; MediaPipe's inner-lip gap over the eye width
     for closed in (True, False):
         tracker = Tracker(w, landmarker=landmarker, fit_config=FitConfig(closed_lips_at_rest=closed))
-        jaw, gap = [], []
-        for f in frames:
-            r = tracker(f.rgb, timestamp=f.timestamp)
-            p = r.dense.points
-            jaw.append(r.recon.expressions["jawOpen"])
-            gap.append(np.linalg.norm(p[13, :2] - p[14, :2]) / np.linalg.norm(p[33, :2] - p[263, :2]))
-        read[closed] = np.array(jaw[calibration:])
-        gap = np.array(gap[calibration:])
+        out = [tracker(f.rgb, timestamp=f.timestamp) for f in frames][calibration:]
+        read[closed] = np.array([r.recon.expressions["jawOpen"] for r in out])
+        if closed:
+            gap = np.array([np.linalg.norm(p[13, :2] - p[14, :2]) / np.linalg.norm(p[33, :2] - p[263, :2])
+                            for p in (r.dense.points for r in out)])
     shut, wide = gap < np.percentile(gap, 25), gap > np.percentile(gap, 75)
     assert read[True][wide].mean() > read[False][wide].mean() + 0.05
     assert read[True][shut].mean() < 0.08
