@@ -108,3 +108,31 @@ def test_landmarks_found_ahead_give_the_same_results(weights: Path, model_file: 
     assert len(one) == len(two) == 20
     for (xa, ba, ca), (xb, bb, cb) in zip(one, two, strict=True):
         assert np.array_equal(xa, xb) and ba == bb and np.array_equal(ca, cb)
+
+
+def test_mailbox_drops_stale_frames_or_waits_for_the_reader() -> None:
+    """Live frames: the newest wins and stale ones are counted as dropped. A recording's frames
+    (put_when_taken, used by playback): a slow reader gets every one, in order; a stop ends the wait."""
+    import threading
+    import time
+
+    from facetrack.track.pipeline import LatestFrame
+
+    box = LatestFrame()
+    for i in range(3):
+        box.put(i)
+    assert box.take() == 2 and box.dropped == 2 and box.take() is None
+
+    stop, got = threading.Event(), []
+    writer = threading.Thread(target=lambda: [box.put_when_taken(i, stop) for i in range(20)])
+    writer.start()
+    while len(got) < 20:
+        time.sleep(0.003)  # a reader slower than the writer
+        item = box.take()
+        if item is not None:
+            got.append(item)
+    writer.join(5)
+    assert got == list(range(20)) and box.dropped == 2
+    box.put("held")
+    stop.set()
+    assert box.put_when_taken("late", stop) is False and box.take() == "held"

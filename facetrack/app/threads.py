@@ -1,6 +1,7 @@
 """Capture and inference threads. The GUI thread never waits on either.
 
-Capture keeps only the newest frame (stale frames are dropped, never queued) and paces a source that is not
+Capture keeps only the newest frame (stale frames are dropped, never queued; a recording's frames are data
+for the plots, so in playback capture waits for each to be taken instead) and paces a source that is not
 live (a video, a recording) at its own frame rate, from the moment inference takes frames (the inference
 thread can start later than one frame's interval, and a file's first frame was lost); inference runs the
 pipeline on whatever frame is newest when it is free, with the Needs the window sets, and records every
@@ -58,7 +59,10 @@ class CaptureThread(QThread):
             for frame in paced(src) if self.realtime else src:
                 if self._stop.is_set():
                     return
-                self.mailbox.put((frame, time.monotonic()))
+                if self.layout is None:
+                    self.mailbox.put((frame, time.monotonic()))
+                elif not self.mailbox.put_when_taken((frame, time.monotonic()), self._stop):
+                    return  # a recording's frames are data for the plots: none dropped, playback waits instead
                 count += 1
                 if time.monotonic() - window >= 1.0:
                     self.fps.emit(count / (time.monotonic() - window))

@@ -51,6 +51,17 @@ class LatestFrame:
             item, self._item = self._item, None
             return item
 
+    def put_when_taken(self, item, stop: threading.Event) -> bool:
+        """Write once the slot is empty (the last item was taken): nothing dropped, the writer waits instead.
+        False when `stop` was set first."""
+        while not stop.is_set():
+            with self._lock:
+                if self._item is None:
+                    self._item = item
+                    return True
+            stop.wait(0.002)
+        return False
+
 
 class Pipeline:
     """Frames in, FrameResults out (None where no face was found)."""
