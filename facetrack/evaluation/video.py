@@ -66,6 +66,11 @@ def eye_closure(lm: np.ndarray, side: str) -> np.ndarray:
     return -vertical / (2 * np.linalg.norm(e[..., 0, :] - e[..., 3, :], axis=-1))
 
 
+def measures(lm: np.ndarray) -> dict[str, np.ndarray]:
+    """The measure each RESPONSIVE coefficient is compared with, from (..., 68, 2) landmarks."""
+    return {"jawOpen": mouth_opening(lm), "eyeBlink_L": eye_closure(lm, "L"), "eyeBlink_R": eye_closure(lm, "R")}
+
+
 def _eye_distance(lm: np.ndarray) -> np.ndarray:
     return np.linalg.norm(lm[..., 36:42, :].mean(-2) - lm[..., 42:48, :].mean(-2), axis=-1)
 
@@ -160,10 +165,7 @@ def responsiveness(tr: dict[str, np.ndarray]) -> dict:
     """Pearson r of jawOpen with the mouth opening and of eyeBlink_L/R with eye closure, all measured by raw
     dlib landmarks on the same frames; for our coefficients, MediaPipe's blendshape scores (a peer) and our
     mesh's own lip gap and eyelid closure (68 model landmarks); plus each coefficient's SD."""
-    ref = {"jawOpen": mouth_opening(tr["dlib_raw"]), "eyeBlink_L": eye_closure(tr["dlib_raw"], "L"),
-           "eyeBlink_R": eye_closure(tr["dlib_raw"], "R")}
-    mesh = {"jawOpen": mouth_opening(tr["ours"]), "eyeBlink_L": eye_closure(tr["ours"], "L"),
-            "eyeBlink_R": eye_closure(tr["ours"], "R")}
+    ref, mesh = measures(tr["dlib_raw"]), measures(tr["ours"])
     out = {}
     for label, series in (("ours", tr["expressions"]), ("mediapipe_blendshapes", tr["mediapipe"])):
         row = {}
@@ -180,9 +182,8 @@ def expression_lags(coefficients: dict[str, list[np.ndarray]], dlib_raw: list[np
     """change_lag of each RESPONSIVE coefficient behind its reference measure on raw dlib landmarks, pooled
     over clips: per label (ours, MediaPipe's scores) a list of each clip's (T, 3) series; dlib_raw the clips'
     (T, 68, 2) points."""
-    measures = {"jawOpen": mouth_opening, "eyeBlink_L": lambda lm: eye_closure(lm, "L"),
-                "eyeBlink_R": lambda lm: eye_closure(lm, "R")}
-    return {label: {name: change_lag([c[:, k] for c in clips], [measures[name](lm) for lm in dlib_raw])
+    refs = [measures(lm) for lm in dlib_raw]
+    return {label: {name: change_lag([c[:, k] for c in clips], [r[name] for r in refs])
                     for k, name in enumerate(RESPONSIVE)}
             for label, clips in coefficients.items()}
 
