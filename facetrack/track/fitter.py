@@ -13,24 +13,24 @@ runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, with the open
 term of their own, then all, the primaries held. All Jacobians are analytic, on precomputed landmark rows
 of the bases: about 2 ms a frame on one core.
 
-Identity is not re-guessed every frame. In a stream, the first frames calibrate the person from a separate
-solve with expressions held near zero (jawOpen and the blinks stay free: talking and blinking are not
-identity): normal equations for the identity weights, and each landmark's resting-face offset from its
-model point (median), so a neutral face reads near-zero expressions. The eyelid margins are eyeBlink's: no
-resting offset, and the eye contours have no weight in the identity evidence (identity absorbing each
-person's resting eye opening hid blinks across people; the contours' corners and ends move with the lids, so
-the eyes' state in the calibration frames became the eye shape); instead the identity holds every person's lid
-openings at one share of the eye's width (FitConfig.lid_opening), so eyeBlink reads how closed an eye is the
-same way for every person, face size and start of a stream. The encoder's geometry correctives move
-the lids only by their change from the calibration frames' median. The two lips of an inner-lip pair share
-one resting offset: the lips rest closed, and a calibration during speech must not keep part of the mouth
-opening as the resting face. Every 5th frame afterwards adds identity evidence too (at the free fit, as
-much as a calibration frame, so what a calibration during speech kept fades); the prior closes the solve. The
-identity the stream hands on (mesh, recordings) is the same evidence under a firmer prior
-(FitConfig.shape_id_prior): the fit's looser one also takes up the landmark detector's offsets for this
-person, which reads expressions better but makes a worse shape. A still photo has no calibration: its
-identity comes from that frame alone, solved in turn with pose and expressions, under firmer priors on both
-(FitConfig.photo_l2, photo_id_prior).
+Identity is not re-guessed every frame. In a stream, the first frames calibrate the person from a separate solve
+with expressions held near zero (jawOpen and the blinks stay free: talking and blinking are not identity):
+normal equations for the identity weights, and each landmark's resting-face offset from its model point
+(median), so a neutral face reads near-zero expressions. The eyelid margins are eyeBlink's: no resting offset,
+and the eye contours have no weight in the identity evidence (identity absorbing each person's resting eye
+opening hid blinks across people; the contours' corners and ends move with the lids, so the eyes' state in the
+calibration frames became the eye shape); instead the identity holds every person's lid openings at one share of
+the eye's width (FitConfig.lid_opening), so eyeBlink reads how closed an eye is the same way for every person,
+face size and start of a stream (an eye as open as the mean face's rests near eyeBlink 0.2, the price of a share
+above the mean: few eyes sit against the bound at 0). The encoder's geometry correctives move the lids only by
+their change from the calibration frames' median. The two lips of an inner-lip pair share one resting offset:
+the lips rest closed, and a calibration during speech must not keep part of the mouth opening as the resting
+face. Every 5th frame afterwards adds identity evidence too (at the free fit, as much as a calibration frame, so
+what a calibration during speech kept fades); the prior closes the solve. The identity the stream hands on
+(mesh, recordings) is the same evidence under a firmer prior (FitConfig.shape_id_prior): the fit's looser one
+also takes up the landmark detector's offsets for this person, which reads expressions better but makes a worse
+shape. A still photo has no calibration: its identity comes from that frame alone, solved in turn with pose and
+expressions, under firmer priors on both (FitConfig.photo_l2, photo_id_prior).
 """
 
 from __future__ import annotations

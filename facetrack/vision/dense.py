@@ -19,11 +19,12 @@ import numpy as np
 
 from facetrack.errors import FacetrackError
 
-# Also why MediaPipe re-detects the face every frame: with fewer faces in view than num_faces, its VIDEO graph
-# runs the detector each frame instead of only following the last frame's landmarks. That costs about 3 ms a
-# frame (512x512 clips: 13.4 -> 16.8 ms), but its own tracking reads worse: with num_faces=1 the eight shared
-# clips gave r(jawOpen) 0.82 and r(eyeBlink) 0.66 / 0.71 against 0.96 and 0.87 / 0.87 (MediaPipe's own
-# blendshape scores fell alike, 0.83 -> 0.74). Detection on every frame (IMAGE mode) reads as this does.
+# More than one face also makes MediaPipe re-detect the face every frame: with fewer faces in view than
+# num_faces, its VIDEO graph runs the detector each frame instead of only following the last frame's
+# landmarks. That costs about 3 ms a frame (512x512 clips: 13.4 -> 16.8 ms), but its own tracking reads
+# worse: with num_faces=1 the eight shared clips gave r(jawOpen) 0.82 and r(eyeBlink) 0.66 / 0.71 against
+# 0.96 and 0.87 / 0.87 (MediaPipe's own blendshape scores fell alike, 0.83 -> 0.74). Detection on every
+# frame (IMAGE mode) reads as this does.
 MAX_FACES = 3
 
 
