@@ -124,6 +124,27 @@ def test_corrective_lid_offset_is_resting_face_and_its_change_is_a_blink(face: F
     assert x[sl["alpha_exp"].start + k] > 0.6
 
 
+def test_identity_holds_the_lid_openings_at_their_share_of_the_eye_width(face: FaceModel) -> None:
+    """The lid hold alone (no landmark evidence) opens every lid pair to FitConfig.lid_opening times the mean
+    face's opening over its eye's width; EYE_CORNERS lists each eye's corners in the order of increasing x, which
+    the hold's widths take for granted."""
+    from facetrack.model.correspondence import EYE_CORNERS, EYELIDS
+
+    fitter = DenseFitter(MultiLevelModel(face, n_cg=1, n_cr=1), Correspondence.load(), Camera())
+    m = fitter.mean
+    assert all(m[c1, 0] > m[c0, 0] for c0, c1 in EYE_CORNERS)
+    k = len(fitter.id_sigma)
+    identity = fitter._solve_identity(np.zeros((k, k)), np.zeros(k), fitter.cfg.id_prior)
+    s = m + np.tensordot(identity, fitter.id_rows, 1)
+
+    def shares(points: np.ndarray) -> np.ndarray:
+        widths = {True: points[263, 0] - points[362, 0], False: points[133, 0] - points[33, 0]}
+        return np.array([(points[u, 1] - points[lo, 1]) / widths[u in (386, 385, 387, 388, 384)]
+                         for u, lo in EYELIDS])
+
+    assert np.allclose(shares(s), fitter.cfg.lid_opening * shares(m), rtol=0.02), shares(s) / shares(m)
+
+
 def test_fit_rotation_helpers_match_the_camera_module() -> None:
     """The fit's scalar Euler and axis-angle helpers agree with the camera module's torch conventions."""
     from facetrack.render.camera import euler_to_matrix, matrix_to_euler

@@ -42,7 +42,7 @@ LIP_CORNERS = np.array([61, 291, 78, 308])
 # The 16-point eye openings: synthetic ICT renders have no eyeballs, so these are refined on real frames only.
 EYE_CONTOURS = np.array([33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
                          263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466])
-EYE_CORNERS = np.array([[33, 133], [362, 263]])  # the subject's right eye, then the left: outer/inner, inner/outer
+EYE_CORNERS = np.array([[33, 133], [362, 263]])  # right eye, then left; each pair in the order of increasing x
 
 
 @dataclass

@@ -529,12 +529,11 @@ class DenseFitter:
         at FitConfig.lid_opening times the mean face's share of its eye's width (both linear in the identity)."""
         upper, lower = EYELIDS.T
         left = np.isin(upper, EYE_CONTOURS[len(EYE_CONTOURS) // 2 :])
-        c0, c1 = EYE_CORNERS[left.astype(int)].T
-        sign = np.sign(self.mean[c1, 0] - self.mean[c0, 0])
+        c0, c1 = EYE_CORNERS[left.astype(int)].T  # c1 lies at the larger x: the width is c1's x minus c0's
         gap = self.id_rows[:, upper, 1] - self.id_rows[:, lower, 1]  # (K, pairs)
-        width = (self.id_rows[:, c1, 0] - self.id_rows[:, c0, 0]) * sign
+        width = self.id_rows[:, c1, 0] - self.id_rows[:, c0, 0]
         gap0 = self.mean[upper, 1] - self.mean[lower, 1]
-        width0 = (self.mean[c1, 0] - self.mean[c0, 0]) * sign
+        width0 = self.mean[c1, 0] - self.mean[c0, 0]
         share = self.cfg.lid_opening * gap0 / width0
         return (gap - share * width).T, share * width0 - gap0
 
