@@ -80,7 +80,7 @@ def _synth(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} samples to {out}")
 
 
-def _tracker(args: argparse.Namespace, weights: Path | None = None):
+def _tracker(args: argparse.Namespace, weights: Path | None = None, mediapipe_scores: bool = False):
     from facetrack.model.facemodel import FaceModel
     from facetrack.net.weights import load_weights
     from facetrack.track.tracker import Tracker
@@ -88,7 +88,7 @@ def _tracker(args: argparse.Namespace, weights: Path | None = None):
     face = FaceModel.load(Path(args.model) if args.model else None)
     return Tracker(load_weights(weights or paths.weights_dir(args.weights), face), backend=args.backend,
                    landmarker=paths.landmarker_model(args.landmarker), fit=not args.no_fit,
-                   smooth=not args.no_smooth, face_rank=args.face)
+                   smooth=not args.no_smooth, face_rank=args.face, mediapipe_scores=mediapipe_scores)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -221,7 +221,7 @@ def _eval(args: argparse.Namespace) -> None:
     run, inputs = _eval_kind(args, levels, out)
     reports = {}
     for label, folder in zip(model_labels(folders), folders, strict=True):
-        reports[label] = run(_tracker(args, folder))
+        reports[label] = run(_tracker(args, folder, mediapipe_scores=args.kind == "video"))
         print(f"{label}: {_eval_summary(args.kind, reports[label])}")
     write_report(reports, out, f"facetrack eval {args.kind}", {**inputs, "weights": [str(f) for f in folders]})
     print(f"wrote {out / 'report.json'} and {out / 'report.md'}")

@@ -57,6 +57,61 @@ def test_fit_recovers_pose_and_expressions(face: FaceModel) -> None:
 
 
 
+@pytest.mark.parametrize("stage", ["primary", "all"])
+def test_fit_system_is_the_residuals_derivative(face: FaceModel, stage: str) -> None:
+    """The fit's Gauss-Newton system (J^T J, J^T r), built by hand row by row for speed, against the Jacobian of
+    the residuals by central differences: the 2D term, the openings (the primary stage) and the relative depth
+    (as the fit linearizes it: a rotation's evidence at a fixed depth scale). Noisy landmarks, a turned head."""
+    from facetrack.track.fitter import _rodrigues
+
+    model = MultiLevelModel(face, n_cg=2, n_cr=2)
+    fitter = DenseFitter(model, Correspondence.load(), Camera(), FitConfig())
+    rng = np.random.default_rng(1)
+    s = fitter._static(np.zeros(model.layout.n_id), np.zeros(2))
+    R0, t0 = euler_matrix(np.radians([12.0, -25.0, 6.0])), np.array([1.0, -0.5, -110.0])
+    a0 = rng.uniform(0.05, 0.6, len(model.exp_names))
+    c, uv, _ = fitter._points(s, a0, R0, t0)
+    obs = uv + rng.normal(0, 1.5, uv.shape)
+    f, d0 = fitter.camera.focal, -c[:, 2]
+    z_obs = (d0 - d0.mean()) * f / d0.mean() + rng.normal(0, 2.0, len(d0))
+    idx = np.flatnonzero(fitter.primary) if stage == "primary" else np.arange(len(a0))
+    pairs = fitter.pairs if stage == "primary" else fitter.pairs[:0]
+    H, g, rms = fitter._data_terms(s, obs, z_obs, R0, t0, a0, np.ascontiguousarray(fitter.exp_3kn[:, idx]), pairs)
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        R, t, a = _rodrigues(theta[:3]) @ R0, t0 + theta[3:6], a0.copy()
+        a[idx] += theta[6:]
+        r2 = fitter._points(s, a, R, t)[1] - obs
+        opening = (r2[pairs[:, 0]] - r2[pairs[:, 1]]) * fitter.pair_weight[: len(pairs), None]
+        d = -fitter._points(s, a0, R, t)[0][:, 2]  # the expressions give no depth evidence; the scale is fixed
+        depth = ((d - d.mean()) * f / d0.mean() - z_obs) * fitter.sqrt_depth_weights
+        return np.concatenate([(r2 * fitter.sqrt_weights[:, None]).T.ravel(), opening.T.ravel(), depth])
+
+    theta, eps = np.zeros(6 + len(idx)), 1e-6
+    J = np.stack([(residuals(theta + eps * e) - residuals(theta - eps * e)) / (2 * eps) for e in np.eye(len(theta))],
+                 axis=1)
+    r = residuals(theta)
+    assert rms == pytest.approx(np.sqrt(((uv - obs) ** 2).sum(1).mean()), rel=1e-6)
+    assert np.abs(g - J.T @ r).max() < 1e-5 * np.abs(J.T @ r).max()
+    assert np.abs(np.triu(H) - np.triu(J.T @ J)).max() < 1e-5 * np.abs(J.T @ J).max()
+
+
+def test_rotvec_x_is_opencvs() -> None:
+    """The pitch prior's rotation-vector component, in scalar math, equals OpenCV's Rodrigues, also for a tiny
+    rotation and near a half turn."""
+    import cv2
+
+    from facetrack.track.fitter import _rodrigues, _rotvec_x
+
+    rng = np.random.default_rng(0)
+    axes = rng.normal(size=(40, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    angles = np.concatenate([[1e-9, 1e-4, np.pi - 1e-4, np.pi - 0.01], rng.uniform(0, np.pi, 36)])
+    for axis, angle in zip(axes, angles, strict=True):
+        Q = _rodrigues(axis * angle)
+        assert _rotvec_x(Q) == pytest.approx(float(cv2.Rodrigues(Q)[0][0, 0]), abs=1e-7)
+
+
 def test_encoder_pitch_is_a_prior_on_the_pitch_only(face: FaceModel) -> None:
     """The encoder's pitch pulls the fit's pitch and nothing else: landmarks of a head at pitch 20 deg, an encoder
     that says 26 deg (and a wrong yaw): the pitch lands between, nearer the landmarks' at a weak pull and at the
@@ -205,7 +260,7 @@ def test_mediapipe_on_a_shared_video(shared_dir: Path, landmarker: Path) -> None
     from facetrack.io.sources import open_source
     from facetrack.vision.dense import MediaPipeLandmarker
 
-    lm = MediaPipeLandmarker(landmarker)
+    lm = MediaPipeLandmarker(landmarker, blendshapes=True)
     video = open_source(str(shared_dir / "videos" / "liveportrait_d0.mp4"))
     frames = [f for _, f in zip(range(3), video, strict=False)]
     faces = [lm(f.rgb, f.timestamp) for f in frames]
@@ -217,6 +272,10 @@ def test_mediapipe_on_a_shared_video(shared_dir: Path, landmarker: Path) -> None
     h, w = frames[-1].rgb.shape[:2]
     assert d.points.shape == (478, 2) and (d.points > 0).all() and (d.points[:, 0] < w).all()
     assert "jawOpen" in d.blendshapes and d.matrix.shape == (4, 4)
+    plain = MediaPipeLandmarker(landmarker)  # tracking's: without the scores, which it does not use
+    e = plain(frames[-1].rgb, still=True)[0]
+    plain.close()
+    assert e.blendshapes == {} and e.points.shape == (478, 2)
 
 
 def test_missing_landmarker_is_one_line_error(tmp_path: Path) -> None:

@@ -198,3 +198,22 @@ def test_eval_video_counts_bad_videos(weights: Path, model_file: Path, shared_di
     assert r["jitter_ratio_ours_to_raw_dlib"] == pytest.approx(r["jitter"]["ours"] / r["jitter"]["dlib_raw"])
     photo = r["photometric_error"]  # recorded per frame, the appearance fitted over the clip
     assert 0 < photo["final"] < photo["base"] < 0.3 and photo == d0["photometric_error"]
+
+
+def test_eval_video_reports_mediapipes_scores(weights: Path, model_file: Path, shared_dir: Path, landmarker: Path,
+                                              tmp_path: Path) -> None:
+    """MediaPipe's blendshape scores are the peer row of `eval video`; tracking does without them, so the
+    evaluation asks for them, and a tracker made without them is refused rather than reported as NaN."""
+    from facetrack.evaluation.video import eval_video
+    from facetrack.net.weights import load_weights
+    from facetrack.track.tracker import Tracker
+
+    video = shared_dir / "videos" / "liveportrait_d0.mp4"
+    out = tmp_path / "report"
+    assert main(["eval", "video", str(video), "--limit", "40", "--model", str(model_file), "--landmarker",
+                 str(landmarker), "--out", str(out)]) == 0
+    peer = _report(out)["models"]["weights"]["responsiveness"]["mediapipe_blendshapes"]
+    assert peer["sd_jawOpen"] > 0.01 and np.isfinite(peer["r_jawOpen"])
+    tracker = Tracker(load_weights(weights, FaceModel.load(model_file)), landmarker=landmarker)
+    with pytest.raises(ValueError, match="mediapipe_scores"):
+        eval_video(tracker, [video])

@@ -199,7 +199,7 @@ def bench_front_end(tracker: Tracker, video: Path, ref: float) -> list[dict]:
     if r is None:
         return []
     stamps = iter(range(1, 10**6))
-    rows = [_row("MediaPipe face landmarker (478 points, blendshapes, matrix)", "mediapipe-cpu", 1,
+    rows = [_row("MediaPipe face landmarker (478 points, pose matrix)", "mediapipe-cpu", 1,
                  time_ms(lambda: tracker.dense(frame.rgb, next(stamps) / 30)), ref)]
     if tracker.fitter is not None:
         x = tracker.backend(r.face.crop[None])[0]

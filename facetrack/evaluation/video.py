@@ -199,6 +199,9 @@ def photometric_levels(photo: np.ndarray) -> dict:
 
 
 def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = None, still: float = STILL) -> dict:
+    if tracker.dense is not None and not tracker.dense.blendshapes:
+        raise ValueError("eval video reports MediaPipe's blendshape scores as a peer: make the tracker with "
+                         "mediapipe_scores=True")
     per_video, missing = {}, Counter()
     reference = DlibLandmarks()
     series: dict[str, list[np.ndarray]] = {k: [] for k in ("ours", "dlib_raw", "expressions", "mediapipe",

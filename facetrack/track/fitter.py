@@ -11,7 +11,7 @@ under-read for a head looking up or down, a firm one); a per-shape L2 on the exp
 shape without evidence; shapes that imitate a bigger one or that the landmarks barely see pay more). It
 runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, with the openings of lips and lids as a
 term of their own, then all, the primaries held. All Jacobians are analytic, on precomputed landmark rows
-of the bases: about 2 ms a frame on one core.
+of the bases, written into one transposed system (DenseFitter._data_terms): about 2.5 ms a frame on one core.
 
 Identity is not re-guessed every frame. In a stream, the first frames calibrate the person from a separate solve
 with expressions held near zero (jawOpen and the blinks stay free: talking and blinking are not identity):
@@ -155,11 +155,6 @@ class FitInfo:
     calibrating: bool
 
 
-def J_w_depth(v: np.ndarray) -> np.ndarray:
-    """(N, 3): the derivative of the depth d = -z of rotated points v under a rotation increment."""
-    return np.stack([-v[:, 1], v[:, 0], np.zeros(len(v))], 1)
-
-
 def _solve_upper(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Solve H x = g for a symmetric positive definite H given by its upper triangle (Cholesky, LAPACK posv);
     a general solve of the symmetrized matrix if it is not positive definite."""
@@ -181,6 +176,16 @@ def _rodrigues(w: np.ndarray) -> np.ndarray:
     return np.array([[c + x * x * C, x * y * C - z * s, x * z * C + y * s],
                      [y * x * C + z * s, c + y * y * C, y * z * C - x * s],
                      [z * x * C - y * s, z * y * C + x * s, c + z * z * C]])
+
+
+def _rotvec_x(Q: np.ndarray) -> float:
+    """The x component of the axis-angle vector of rotation Q (as cv2.Rodrigues gives it, in scalar math)."""
+    cos = min(1.0, max(-1.0, 0.5 * (Q[0, 0] + Q[1, 1] + Q[2, 2] - 1.0)))
+    th = math.acos(cos)
+    if th > math.pi - 1e-3:  # near a half turn the axis comes from the symmetric part: OpenCV's way
+        return float(cv2.Rodrigues(Q)[0][0, 0])
+    scale = 0.5 if th < 1e-6 else 0.5 * th / math.sin(th)
+    return scale * (Q[2, 1] - Q[1, 2])
 
 
 def model_frame_offsets(R: np.ndarray, c: np.ndarray, uv: np.ndarray, obs: np.ndarray, focal: float) -> np.ndarray:
@@ -226,6 +231,7 @@ class DenseFitter:
     def __init__(self, model: MultiLevelModel, corr: Correspondence, camera: Camera,
                  cfg: FitConfig | None = None) -> None:
         self.model, self.corr, self.camera, self.cfg = model, corr, camera, cfg or FitConfig()
+        self._person: tuple[np.ndarray, np.ndarray] | None = None  # see _static
         lay = model.layout
         self.sl = lay.slices()
         V = model.n_vertices
@@ -237,10 +243,11 @@ class DenseFitter:
 
         self.mean = M @ model.mean.numpy().astype(np.float64)
         self.id_rows = rows(model.id_basis.numpy().astype(np.float64))
-        self.id_n3k = np.ascontiguousarray(self.id_rows.transpose(1, 2, 0))
+        self.id_3kn = np.ascontiguousarray(self.id_rows.transpose(2, 0, 1))  # (3, K, N), as exp_3kn
         self.exp_rows = rows(model.exp_basis.numpy().astype(np.float64))
-        self.exp_n3k = np.ascontiguousarray(self.exp_rows.transpose(1, 2, 0))  # (N, 3, K) for batched products
-        self.exp_flat = self.exp_n3k.reshape(-1, self.exp_rows.shape[0])  # (N*3, K)
+        self.exp_flat = np.ascontiguousarray(self.exp_rows.transpose(1, 2, 0)).reshape(-1, len(self.exp_rows))
+        self.exp_3kn = np.ascontiguousarray(self.exp_rows.transpose(2, 0, 1))  # (3, K, N): rotated in one product
+        self._all_shapes = np.arange(self.exp_rows.shape[0])
         geo = model.geo_corrective
         self.geo_rows = rows(geo.basis.detach().numpy().astype(np.float64)) if isinstance(geo, LinearCorrective) \
             else None
@@ -257,6 +264,7 @@ class DenseFitter:
         self.l2_scale = np.array([self.cfg.l2_scale.get(n, 1.0) for n in model.exp_names]) \
             * np.maximum(1.0, self.cfg.observed_px / np.maximum(seen, 1e-3))
         self.primary = np.array([n in self.cfg.primary_shapes for n in model.exp_names])
+        self.exp_3kn_primary = np.ascontiguousarray(self.exp_3kn[:, self.primary])
         self.pairs = np.concatenate([EYELIDS, INNER_LIPS])
         self.pair_weight = np.sqrt(np.repeat([self.cfg.w_opening_lids, self.cfg.w_opening_lips],
                                              [len(EYELIDS), len(INNER_LIPS)]))
@@ -277,11 +285,15 @@ class DenseFitter:
 
     # -- the model at the landmarks ---------------------------------------------------------------------
     def _static(self, identity: np.ndarray, delta_g: np.ndarray) -> np.ndarray:
+        """The landmark points of the identity and geometry correctives (N, 3). The identity's share changes
+        only on keyframes: kept from the last call while the identity is the same."""
         n = len(self.mean)  # (K,) @ (K, N*3): BLAS, several times faster than the einsum
-        s = self.mean + (identity @ self.id_rows.reshape(len(identity), 3 * n)).reshape(n, 3)
-        if self.geo_rows is not None:
-            s = s + (delta_g @ self.geo_rows.reshape(len(delta_g), 3 * n)).reshape(n, 3)
-        return s
+        if self._person is None or not np.array_equal(self._person[0], identity):
+            self._person = (identity.copy(), self.mean + (identity @ self.id_rows.reshape(len(identity), 3 * n))
+                            .reshape(n, 3))
+        if self.geo_rows is None:
+            return self._person[1].copy()  # the callers change what they get
+        return self._person[1] + (delta_g @ self.geo_rows.reshape(len(delta_g), 3 * n)).reshape(n, 3)
 
     def _points(self, s: np.ndarray, a: np.ndarray, R: np.ndarray, t: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -317,32 +329,97 @@ class DenseFitter:
         J[:, 1, 2] = -py * iz / f
         return uv, J
 
+    def _data_terms(self, s: np.ndarray, obs: np.ndarray, z_obs: np.ndarray | None, R: np.ndarray, t: np.ndarray,
+                    a: np.ndarray, E: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """The landmark terms' Gauss-Newton system at (R, t, a) for the unknowns (rotation increment, translation,
+        the expressions whose bases E (3, K, N) holds): the upper triangle of J^T J, J^T r, and the unweighted
+        RMS of the 2D residual. Terms: the weighted 2D residuals; the openings of `pairs` (upper minus lower
+        point); MediaPipe's relative depth (z_obs), evidence for the rotation only.
+        All rows go into one matrix, transposed (one row per unknown, one column per residual: all u, then all
+        v, then the openings' u and v), whose product with itself is one symmetric rank-k update (BLAS syrk). At
+        a few hundred microseconds an iteration the rest is numpy's per-call cost, so the Jacobian is written
+        row by row from the projection's four nonzero entries per point, and the expressions' rows from the
+        bases rotated in one product; each row is contiguous."""
+        sw, focal = self.sqrt_weights, self.camera.focal
+        N, K, n_pairs = len(s), E.shape[1], len(pairs)
+        AT = np.empty((6 + K, 2 * N + 2 * n_pairs))
+        res = np.empty(AT.shape[1])
+        Ju, Jv = AT[:, :N], AT[:, N : 2 * N]
+        Rm = (s + (self.exp_flat @ a).reshape(-1, 3)) @ R.T
+        c = Rm + t
+        iz = focal / -c[:, 2]  # f / depth
+        px, py = c[:, 0] * iz, c[:, 1] * iz
+        ru, rv = res[:N], res[N : 2 * N]
+        np.subtract(self.camera.width / 2 + px, obs[:, 0], out=ru)
+        np.subtract(self.camera.height / 2 - py, obs[:, 1], out=rv)
+        rms = math.sqrt(float(res[: 2 * N] @ res[: 2 * N]) / N)
+        if n_pairs:  # the openings' residuals (weighted below)
+            res[2 * N : 2 * N + n_pairs] = ru[pairs[:, 0]] - ru[pairs[:, 1]]
+            res[2 * N + n_pairs :] = rv[pairs[:, 0]] - rv[pairs[:, 1]]
+        ru *= sw
+        rv *= sw
+        # the projection's Jacobian d(u, v)/dc, weighted: u row (a0, 0, a2), v row (0, -a0, b2)
+        a0 = sw * iz
+        a2 = a0 * px / focal
+        b2 = -a0 * py / focal
+        x_, y_, z_ = Rm[:, 0], Rm[:, 1], Rm[:, 2]
+        # dc/d(omega) = -[Rm]x: each row of the projection Jacobian times it is the cross product Rm x row
+        np.multiply(y_, a2, out=Ju[0])
+        np.subtract(z_ * a0, x_ * a2, out=Ju[1])
+        np.multiply(y_, -a0, out=Ju[2])
+        np.add(y_ * b2, z_ * a0, out=Jv[0])
+        np.multiply(x_, -b2, out=Jv[1])
+        np.multiply(x_, -a0, out=Jv[2])
+        Ju[3], Ju[4], Ju[5] = a0, 0.0, a2  # dc/dt = I
+        Jv[3], Jv[4], Jv[5] = 0.0, -a0, b2
+        RE = (R @ E.reshape(3, -1)).reshape(3, K, N)  # dc/da = R E
+        np.multiply(RE[0], a0, out=Ju[6:])
+        Ju[6:] += np.multiply(RE[2], a2, out=RE[0])
+        np.multiply(RE[1], -a0, out=Jv[6:])
+        Jv[6:] += np.multiply(RE[2], b2, out=RE[1])
+        if n_pairs:  # the rows carry sqrt(w) of their points: pair_scale swaps it for the openings' weight
+            su, sv = AT[:, 2 * N : 2 * N + n_pairs], AT[:, 2 * N + n_pairs :]
+            np.subtract(Ju[:, pairs[:, 0]], Ju[:, pairs[:, 1]], out=su)
+            np.subtract(Jv[:, pairs[:, 0]], Jv[:, pairs[:, 1]], out=sv)
+            su *= self.pair_scale
+            sv *= self.pair_scale
+            res[2 * N :] *= np.tile(self.pair_weight, 2)
+        H = syrk(1.0, AT.T, trans=1)  # upper triangle of AT AT^T (AT.T is Fortran-ordered: no copy)
+        g = AT @ res
+        if z_obs is not None and self.cfg.w_depth > 0:  # relative depth about the mean, against MediaPipe's: a
+            d = -c[:, 2]  # translation moves all depths alike, which the mean removes; the expressions' share was
+            dm = d.sum() / N  # tried and read worse. Its derivative under the rotation increment is (-y, x, 0) of
+            k = self.sqrt_depth_weights * (focal / dm)  # the rotated points, centred (at a fixed scale f / dm)
+            j0 = (y_.sum() / N - y_) * k
+            j1 = (x_ - x_.sum() / N) * k
+            rd = ((d - dm) * (focal / dm) - z_obs) * self.sqrt_depth_weights
+            H[0, 0] += j0 @ j0
+            H[0, 1] += j0 @ j1
+            H[1, 1] += j1 @ j1
+            g[0] += j0 @ rd
+            g[1] += j1 @ rd
+        return H, g, rms
+
     def _iterate(self, s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, R_enc, l2w, l2_target, iterations,
                  active=None):
         """Gauss-Newton steps from (R, t, a); R_enc is the encoder's rotation (its pitch a prior); l2w (K,) and
         l2_target (K,) are the expressions' L2 term.
-        `active` (K,) bool: only these expressions are unknowns (the others stay as they are). All rows of the
-        least-squares system (2D, depth, openings) go into one preallocated matrix, whose normal matrix is one
-        symmetric rank-k update (BLAS syrk): the fit's cost is mostly that product."""
-        cfg, sw, focal = self.cfg, self.sqrt_weights, self.camera.focal
-        idx = np.flatnonzero(active) if active is not None else np.arange(self.exp_rows.shape[0])
-        E = self.exp_n3k if active is None else self.exp_n3k[:, :, idx]
-        N, K = len(s), len(idx)
-        P = 6 + K
-        depth = z_obs is not None and cfg.w_depth > 0
-        pairs = self.pairs if active is not None else self.pairs[:0]
-        A = np.empty((2 * N + 2 * len(pairs), P))
-        res = np.empty(len(A))
-        J2 = A[: 2 * N].reshape(N, 2, P)
+        `active` (K,) bool: only these expressions are unknowns (the others stay as they are); then the openings
+        of lips and lids are a term of their own (see FitConfig.w_opening_lips)."""
+        cfg = self.cfg
+        if active is None:
+            idx, E, pairs = self._all_shapes, self.exp_3kn, self.pairs[:0]
+        else:
+            idx, pairs = np.flatnonzero(active), self.pairs
+            E = self.exp_3kn_primary if active is self.primary else np.ascontiguousarray(self.exp_3kn[:, idx])
+        P = 6 + len(idx)
         a = a.copy()
         # priors on the expressions (previous frame, encoder, per-shape L2) are diagonal: their weights and
         # weighted targets, summed once
-        w_sum, w_target = np.zeros(K), np.zeros(K)
-        for weight, target in ((cfg.w_previous if prev else 0.0, a_prev), (cfg.w_encoder, enc_exp),
-                               (l2w, l2_target)):
-            weight = np.broadcast_to(np.asarray(weight, np.float64), a.shape)[idx]
-            w_sum += weight
-            w_target += weight * target[idx]
+        w_prev = cfg.w_previous if prev else 0.0
+        l2 = np.broadcast_to(l2w, a.shape)[idx]
+        w_sum = (w_prev + cfg.w_encoder) + l2
+        w_target = (w_prev * a_prev[idx] + cfg.w_encoder * enc_exp[idx]) + l2 * l2_target[idx]
         diag = np.full(P, 1e-6)  # the damping and the priors' diagonal: the same every iteration
         diag[6:] += w_sum
         if prev is not None:
@@ -350,50 +427,21 @@ class DenseFitter:
         start_rms, done = None, 0
         for _ in range(iterations):
             done += 1
-            m = s + (self.exp_flat @ a).reshape(-1, 3)
-            Rm = m @ R.T
-            c = Rm + t
-            uv, Jp = self._project(c)
-            r2 = uv - obs  # (N, 2)
+            H, g, rms = self._data_terms(s, obs, z_obs, R, t, a, E, pairs)
             if start_rms is None:
-                start_rms = float(np.sqrt((r2**2).sum(1).mean()))
-            # dc/d(omega) = -[Rm]x ; dc/dt = I ; dc/da = R E
-            Jw = J2[:, :, :3]  # each row of Jp times [-Rm]x: the cross product Rm x row
-            Jw[..., 0] = Rm[:, None, 1] * Jp[..., 2] - Rm[:, None, 2] * Jp[..., 1]
-            Jw[..., 1] = Rm[:, None, 2] * Jp[..., 0] - Rm[:, None, 0] * Jp[..., 2]
-            Jw[..., 2] = Rm[:, None, 0] * Jp[..., 1] - Rm[:, None, 1] * Jp[..., 0]
-            J2[:, :, 3:6] = Jp
-            np.matmul(Jp @ R, E, out=J2[:, :, 6:])
-            J2 *= sw[:, None, None]
-            res[: 2 * N] = (r2 * sw[:, None]).ravel()
-            if depth:  # relative depth about the mean, against MediaPipe's: evidence for the rotation only (a
-                d = -c[:, 2]  # translation moves all depths alike, which the mean removes)
-                dm = d.mean()
-                Jd = J_w_depth(Rm)
-                Jd -= Jd.mean(0)
-                Jd *= (self.sqrt_depth_weights * focal / dm)[:, None]
-                rd = ((d - dm) * focal / dm - z_obs) * self.sqrt_depth_weights
-            if len(pairs):  # the primary stage: openings (pairs of points) as a term of their own
-                Jo = A[2 * N :].reshape(len(pairs), 2, P)
-                np.subtract(J2[pairs[:, 0]], J2[pairs[:, 1]], out=Jo)
-                Jo *= self.pair_scale[:, None, None]
-                res[2 * N :] = ((r2[pairs[:, 0]] - r2[pairs[:, 1]]) * self.pair_weight[:, None]).ravel()
-            H = syrk(1.0, A.T)  # upper triangle of A^T A (A.T is Fortran-ordered: no copy)
-            g = A.T @ res
-            if depth:
-                H[:3, :3] += Jd.T @ Jd
-                g[:3] += Jd.T @ rd
+                start_rms = rms
             g[6:] += w_sum * a[idx] - w_target
             if prev is not None:  # pull the pose to the last frame (its LM-style damping is in diag)
                 g[3:6] += cfg.w_pose_previous * 0.01 * (t - prev["trans"])
-            H[np.diag_indices(P)] += diag
+            H.flat[:: P + 1] += diag
             if cfg.w_pitch_encoder:  # the increment's x component towards the encoder's rotation
                 H[0, 0] += cfg.w_pitch_encoder
-                g[0] -= cfg.w_pitch_encoder * cv2.Rodrigues(R_enc @ R.T)[0][0, 0]
+                g[0] -= cfg.w_pitch_encoder * _rotvec_x(R_enc @ R.T)
             step = -_solve_upper(H, g)
             R = _rodrigues(step[:3]) @ R
             t = t + step[3:6]
-            moved = np.clip(a[idx] + step[6:], 0.0, 1.0)
+            moved = a[idx] + step[6:]
+            np.minimum(np.maximum(moved, 0.0, out=moved), 1.0, out=moved)
             step[6:] = moved - a[idx]  # what the bounds let through: a weight pushed against 0 or 1 has settled
             a[idx] = moved
             if np.abs(step).max() < cfg.tolerance:
@@ -516,13 +564,19 @@ class DenseFitter:
 
     def _identity_evidence(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
                            obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Normal equations (A, b) for the identity weights from one frame's weighted 2D residuals at its
-        fitted state, eyelids weighted down (MediaPipe's relative depth was tried as identity evidence too: no
-        change on videos, synthetic faces or photos)."""
+        """Normal equations (A, upper triangle only; b) for the identity weights from one frame's weighted 2D
+        residuals at its fitted state, eyelids weighted down (MediaPipe's relative depth was tried as identity
+        evidence too: no change on videos, synthetic faces or photos). Built transposed, as in _iterate."""
         sw = np.sqrt(self.identity_weights)
-        J = (np.matmul(Jp @ R, self.id_n3k) * sw[:, None, None]).reshape(-1, len(identity))
-        r = ((obs - uv) * sw[:, None]).reshape(-1)
-        return J.T @ J, J.T @ (r + J @ identity)
+        N = len(uv)
+        RE = (R @ self.id_3kn.reshape(3, -1)).reshape(3, -1, N)
+        JT = np.empty((RE.shape[1], 2 * N))  # the projection's Jacobian has two zeros a point (see _project)
+        np.multiply(RE[0], Jp[:, 0, 0] * sw, out=JT[:, :N])
+        JT[:, :N] += np.multiply(RE[2], Jp[:, 0, 2] * sw, out=RE[0])
+        np.multiply(RE[1], Jp[:, 1, 1] * sw, out=JT[:, N:])
+        JT[:, N:] += np.multiply(RE[2], Jp[:, 1, 2] * sw, out=RE[1])
+        r = ((obs - uv) * sw[:, None]).T.ravel()
+        return syrk(1.0, JT.T, trans=1), JT @ (r + identity @ JT)
 
     def _lid_opening_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows C (pairs, K) and targets d such that C @ identity = d holds each eyelid pair's vertical opening
@@ -538,7 +592,8 @@ class DenseFitter:
         return (gap - share * width).T, share * width0 - gap0
 
     def _solve_identity(self, A: np.ndarray, b: np.ndarray, prior: float) -> np.ndarray:
-        return np.linalg.solve(A + prior * np.diag(1.0 / self.id_sigma**2) + self.lid_hold, b + self.lid_hold_b)
+        """The identity from normal equations A (its upper triangle is read), the prior and the lid hold."""
+        return _solve_upper(A + prior * np.diag(1.0 / self.id_sigma**2) + self.lid_hold, b + self.lid_hold_b)
 
     def _accumulate_identity(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
                              obs: np.ndarray, calibrating: bool) -> None:

@@ -81,19 +81,22 @@ class Tracker:
 
     Front ends: MediaPipe's 478 landmarks when its model file is given (then the encoder's guess is refined
     by the per-frame fit and smoothed by the One-Euro filter), else dlib's 68 landmarks and the encoder alone.
+    `mediapipe_scores`: each result's `dense` carries MediaPipe's own blendshape scores (eval video's peer row;
+    tracking does not use them).
     """
 
     def __init__(self, weights: Weights, backend: str = "auto", landmarks: str = "auto",
                  landmarker: Path | None = None, fit: bool = True, smooth: bool = True,
                  fit_config: FitConfig | None = None, correspondence: Correspondence | None = None,
-                 face_rank: int = 1, appearance: AppearanceConfig | None | bool = True) -> None:
+                 face_rank: int = 1, appearance: AppearanceConfig | None | bool = True,
+                 mediapipe_scores: bool = False) -> None:
         self.weights = weights
         self.model = weights.model.cpu().eval()
         self.backend = make_backend(weights, backend)
         self.camera = Camera()
         self.reconstruct = Reconstructor(self.model, self.camera)
         self.slices = self.model.layout.slices()
-        self.dense = MediaPipeLandmarker(landmarker) if landmarker is not None else None
+        self.dense = MediaPipeLandmarker(landmarker, mediapipe_scores) if landmarker is not None else None
         self.finder = FaceFinder(landmarks) if self.dense is None else None
         self.fitter = DenseFitter(self.model, correspondence or Correspondence.load(), self.camera, fit_config) \
             if self.dense is not None and fit else None

@@ -60,7 +60,8 @@ def _close_before_shutdown(close) -> None:
 @dataclass
 class DenseLandmarks:
     """One face: (478, 2) image pixels (pixel centres at k + 0.5), (478,) depth in the same pixel units (smaller is
-    nearer the camera, relative to the face), MediaPipe's blendshape scores and 4x4 pose matrix (cm, y up)."""
+    nearer the camera, relative to the face), MediaPipe's blendshape scores (empty unless the landmarker was
+    asked for them) and 4x4 pose matrix (cm, y up)."""
 
     points: np.ndarray
     depth: np.ndarray
@@ -75,9 +76,13 @@ def largest_first(faces: list[DenseLandmarks]) -> list[DenseLandmarks]:
 
 
 class MediaPipeLandmarker:
+    """`blendshapes`: MediaPipe's 52 scores too. Tracking does not use them (the fit reads expressions from the
+    landmarks) and they cost about 0.6 ms a frame here (512x512 clips: 15.5 -> 14.9 ms), so only `eval video`,
+    whose peer row they are, asks for them."""
+
     name = "mediapipe"
 
-    def __init__(self, model: Path) -> None:
+    def __init__(self, model: Path, blendshapes: bool = False) -> None:
         if not Path(model).is_file():
             raise FacetrackError(f"MediaPipe landmarker model not found: {model} (download face_landmarker.task "
                                  "from MediaPipe's Face Landmarker page and pass --landmarker or set "
@@ -86,17 +91,18 @@ class MediaPipeLandmarker:
 
         opts = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model)), running_mode=vision.RunningMode.VIDEO,
-            num_faces=MAX_FACES, output_face_blendshapes=True, output_facial_transformation_matrixes=True,
+            num_faces=MAX_FACES, output_face_blendshapes=blendshapes, output_facial_transformation_matrixes=True,
             min_face_detection_confidence=0.5, min_face_presence_confidence=0.5, min_tracking_confidence=0.5)
         photo = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model)), running_mode=vision.RunningMode.IMAGE,
-            num_faces=MAX_FACES, output_face_blendshapes=True, output_facial_transformation_matrixes=True)
+            num_faces=MAX_FACES, output_face_blendshapes=blendshapes, output_facial_transformation_matrixes=True)
         try:
             with _native_stderr_silenced():
                 self._landmarker = vision.FaceLandmarker.create_from_options(opts)
                 self._photo = vision.FaceLandmarker.create_from_options(photo)
         except (RuntimeError, ValueError) as e:
             raise FacetrackError(f"cannot load the MediaPipe landmarker {model}: {e}") from None
+        self.blendshapes = blendshapes
         self._last_ms = -1
         self._calls = 0
         _close_before_shutdown(self.close)
