@@ -48,6 +48,9 @@ def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir:
     assert len(appearance) == 2 and appearance[0]["ms_per_frame"] > appearance[1]["ms_per_frame"]  # update > lighting
     assert len(steps) == 3 and steps[0]["ms_per_frame"] < steps[2]["ms_per_frame"]  # landmarks only is cheapest
     assert any(r["part"].startswith("image formation") for r in doc["rows"])
+    if "MediaPipe" in doc["front_end"]:  # the fit on the clip's frames after calibration (d0: 78 - 40 of them)
+        fit = [r for r in doc["rows"] if r["part"].startswith("per-frame fit")]
+        assert len(fit) == 1 and "38 stream frames" in fit[0]["part"] and fit[0]["iterations"] >= 1
     printed = capsys.readouterr().out
     assert "| encoder | onnxruntime-cpu | 32 |" in printed
     assert out.with_suffix(".md").read_text().startswith("# facetrack bench")
