@@ -76,7 +76,8 @@ def test_fit_system_is_the_residuals_derivative(face: FaceModel, stage: str) -> 
     z_obs = (d0 - d0.mean()) * f / d0.mean() + rng.normal(0, 2.0, len(d0))
     idx = np.flatnonzero(fitter.primary) if stage == "primary" else np.arange(len(a0))
     pairs = fitter.pairs if stage == "primary" else fitter.pairs[:0]
-    H, g, rms = fitter._data_terms(s, obs, z_obs, R0, t0, a0, np.ascontiguousarray(fitter.exp_3kn[:, idx]), pairs)
+    m = s + (fitter.exp_flat @ a0).reshape(-1, 3)
+    H, g, rms = fitter._data_terms(m, obs, z_obs, R0, t0, np.ascontiguousarray(fitter.exp_3kn[:, idx]), pairs)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         R, t, a = _rodrigues(theta[:3]) @ R0, t0 + theta[3:6], a0.copy()

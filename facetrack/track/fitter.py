@@ -265,10 +265,13 @@ class DenseFitter:
             * np.maximum(1.0, self.cfg.observed_px / np.maximum(seen, 1e-3))
         self.primary = np.array([n in self.cfg.primary_shapes for n in model.exp_names])
         self.exp_3kn_primary = np.ascontiguousarray(self.exp_3kn[:, self.primary])
+        self.exp_flat_primary = np.ascontiguousarray(self.exp_flat[:, self.primary])
+        self.exp_flat_other = np.ascontiguousarray(self.exp_flat[:, ~self.primary])
         self.pairs = np.concatenate([EYELIDS, INNER_LIPS])
         self.pair_weight = np.sqrt(np.repeat([self.cfg.w_opening_lids, self.cfg.w_opening_lips],
                                              [len(EYELIDS), len(INNER_LIPS)]))
         self.pair_scale = self.pair_weight / np.sqrt(self.weights[self.pairs[:, 0]])  # J rows carry sqrt(w)
+        self.pair_weight_uv = np.tile(self.pair_weight, 2)  # the openings' u rows, then their v rows
         self.identity_weights = self.weights.copy()
         self.identity_weights[EYE_CONTOURS] *= self.cfg.identity_lids
         lid_rows, lid_target = self._lid_opening_rows()
@@ -295,12 +298,12 @@ class DenseFitter:
             return self._person[1].copy()  # the callers change what they get
         return self._person[1] + (delta_g @ self.geo_rows.reshape(len(delta_g), 3 * n)).reshape(n, 3)
 
-    def _points(self, s: np.ndarray, a: np.ndarray, R: np.ndarray, t: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _points(self, s: np.ndarray, a: np.ndarray, R: np.ndarray, t: np.ndarray, jacobian: bool = True
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Camera-frame landmark points (N, 3) for static points s and expressions a at pose (R, t), their
-        projections (N, 2) and the projection Jacobian (N, 2, 3)."""
+        projections (N, 2) and the projection Jacobian (N, 2, 3; None unless asked for)."""
         c = (s + (self.exp_flat @ a).reshape(-1, 3)) @ R.T + t
-        return (c, *self._project(c))
+        return (c, *self._project(c, jacobian))
 
     def fitted_points(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The last fitted frame's camera-frame points (N, 3), projections (N, 2) and rotation, from the
@@ -315,13 +318,16 @@ class DenseFitter:
         c, uv, _ = self._points(s, st.previous["exp"], R, st.previous["trans"])
         return c, uv, R
 
-    def _project(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _project(self, c: np.ndarray, jacobian: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Crop pixels (N, 2) of camera-frame points and, if asked, the projection's Jacobian (N, 2, 3)."""
         f, W, H = self.camera.focal, self.camera.width, self.camera.height
         iz = f / -c[:, 2]  # f / depth
         px, py = c[:, 0] * iz, c[:, 1] * iz
         uv = np.empty((len(c), 2))
         uv[:, 0] = W / 2 + px
         uv[:, 1] = H / 2 - py
+        if not jacobian:
+            return uv, None
         J = np.zeros((len(c), 2, 3))
         J[:, 0, 0] = iz
         J[:, 0, 2] = px * iz / f
@@ -329,10 +335,11 @@ class DenseFitter:
         J[:, 1, 2] = -py * iz / f
         return uv, J
 
-    def _data_terms(self, s: np.ndarray, obs: np.ndarray, z_obs: np.ndarray | None, R: np.ndarray, t: np.ndarray,
-                    a: np.ndarray, E: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """The landmark terms' Gauss-Newton system at (R, t, a) for the unknowns (rotation increment, translation,
-        the expressions whose bases E (3, K, N) holds): the upper triangle of J^T J, J^T r, and the unweighted
+    def _data_terms(self, m: np.ndarray, obs: np.ndarray, z_obs: np.ndarray | None, R: np.ndarray, t: np.ndarray,
+                    E: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """The landmark terms' Gauss-Newton system at pose (R, t) of the model-frame points m (N, 3: the static
+        points and the expressions) for the unknowns (rotation increment, translation, the expressions whose bases
+        E (3, K, N) holds): the upper triangle of J^T J, J^T r, and the unweighted
         RMS of the 2D residual. Terms: the weighted 2D residuals; the openings of `pairs` (upper minus lower
         point); MediaPipe's relative depth (z_obs), evidence for the rotation only.
         All rows go into one matrix, transposed (one row per unknown, one column per residual: all u, then all
@@ -341,11 +348,11 @@ class DenseFitter:
         row by row from the projection's four nonzero entries per point, and the expressions' rows from the
         bases rotated in one product; each row is contiguous."""
         sw, focal = self.sqrt_weights, self.camera.focal
-        N, K, n_pairs = len(s), E.shape[1], len(pairs)
+        N, K, n_pairs = len(m), E.shape[1], len(pairs)
         AT = np.empty((6 + K, 2 * N + 2 * n_pairs))
         res = np.empty(AT.shape[1])
         Ju, Jv = AT[:, :N], AT[:, N : 2 * N]
-        Rm = (s + (self.exp_flat @ a).reshape(-1, 3)) @ R.T
+        Rm = m @ R.T
         c = Rm + t
         iz = focal / -c[:, 2]  # f / depth
         px, py = c[:, 0] * iz, c[:, 1] * iz
@@ -383,7 +390,7 @@ class DenseFitter:
             np.subtract(Jv[:, pairs[:, 0]], Jv[:, pairs[:, 1]], out=sv)
             su *= self.pair_scale
             sv *= self.pair_scale
-            res[2 * N :] *= np.tile(self.pair_weight, 2)
+            res[2 * N :] *= self.pair_weight_uv
         H = syrk(1.0, AT.T, trans=1)  # upper triangle of AT AT^T (AT.T is Fortran-ordered: no copy)
         g = AT @ res
         if z_obs is not None and self.cfg.w_depth > 0:  # relative depth about the mean, against MediaPipe's: a
@@ -408,16 +415,22 @@ class DenseFitter:
         of lips and lids are a term of their own (see FitConfig.w_opening_lips)."""
         cfg = self.cfg
         if active is None:
-            idx, E, pairs = self._all_shapes, self.exp_3kn, self.pairs[:0]
+            idx, E, flat, pairs = self._all_shapes, self.exp_3kn, self.exp_flat, self.pairs[:0]
+            fixed = s
         else:
             idx, pairs = np.flatnonzero(active), self.pairs
-            E = self.exp_3kn_primary if active is self.primary else np.ascontiguousarray(self.exp_3kn[:, idx])
+            if active is self.primary:
+                E, flat, rest = self.exp_3kn_primary, self.exp_flat_primary, self.exp_flat_other
+            else:
+                E, flat = np.ascontiguousarray(self.exp_3kn[:, idx]), np.ascontiguousarray(self.exp_flat[:, idx])
+                rest = np.ascontiguousarray(self.exp_flat[:, ~active])
+            fixed = s + (rest @ a[~active]).reshape(-1, 3)  # the shapes held as they are, summed once
         P = 6 + len(idx)
         a = a.copy()
         # priors on the expressions (previous frame, encoder, per-shape L2) are diagonal: their weights and
         # weighted targets, summed once
         w_prev = cfg.w_previous if prev else 0.0
-        l2 = np.broadcast_to(l2w, a.shape)[idx]
+        l2 = l2w[idx]
         w_sum = (w_prev + cfg.w_encoder) + l2
         w_target = (w_prev * a_prev[idx] + cfg.w_encoder * enc_exp[idx]) + l2 * l2_target[idx]
         diag = np.full(P, 1e-6)  # the damping and the priors' diagonal: the same every iteration
@@ -427,7 +440,7 @@ class DenseFitter:
         start_rms, done = None, 0
         for _ in range(iterations):
             done += 1
-            H, g, rms = self._data_terms(s, obs, z_obs, R, t, a, E, pairs)
+            H, g, rms = self._data_terms(fixed + (flat @ a[idx]).reshape(-1, 3), obs, z_obs, R, t, E, pairs)
             if start_rms is None:
                 start_rms = rms
             g[6:] += w_sum * a[idx] - w_target
@@ -504,9 +517,11 @@ class DenseFitter:
                                                  cfg.iterations)
             st.identity = identity
         start_rms = start_rms if primary is not None else start2
-        c, uv, Jp = self._points(s, a, R, t)
-        rms = float(np.sqrt(((uv - obs) ** 2).sum(1).mean()))
-        if stream and not calibrating:  # keyframes add identity evidence at the fitted state
+        keyframe = stream and not calibrating and st.frames % cfg.keyframe_every == 0
+        c, uv, Jp = self._points(s, a, R, t, jacobian=keyframe)
+        d = (uv - obs).ravel()
+        rms = math.sqrt(float(d @ d) / len(uv))
+        if keyframe:  # keyframes add identity evidence at the fitted state
             self._accumulate_identity(identity, R, Jp, uv, obs, False)
         st.previous = {"rot": matrix_euler(R), "trans": t.copy(), "exp": a.copy()}
         st.frames += 1
@@ -597,10 +612,9 @@ class DenseFitter:
 
     def _accumulate_identity(self, identity: np.ndarray, R: np.ndarray, Jp: np.ndarray, uv: np.ndarray,
                              obs: np.ndarray, calibrating: bool) -> None:
-        """Streams: calibration frames and then every keyframe (weighted less) add to one identity solve."""
+        """Streams: calibration frames and then keyframes (every FitConfig.keyframe_every-th frame, the caller
+        decides; weighted by keyframe_weight) add to one identity solve."""
         cfg, st = self.cfg, self.state
-        if not calibrating and st.frames % cfg.keyframe_every:
-            return
         weight = 1.0 if calibrating else cfg.keyframe_weight
         A, b = self._identity_evidence(identity, R, Jp, uv, obs)
         st.A = weight * A if st.A is None else st.A + weight * A
