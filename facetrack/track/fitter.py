@@ -393,10 +393,14 @@ class DenseFitter:
             res[2 * N :] *= self.pair_weight_uv
         H = syrk(1.0, AT.T, trans=1)  # upper triangle of AT AT^T (AT.T is Fortran-ordered: no copy)
         g = AT @ res
-        if z_obs is not None and self.cfg.w_depth > 0:  # relative depth about the mean, against MediaPipe's: a
-            d = -c[:, 2]  # translation moves all depths alike, which the mean removes; the expressions' share was
-            dm = d.sum() / N  # tried and read worse. Its derivative under the rotation increment is (-y, x, 0) of
-            k = self.sqrt_depth_weights * (focal / dm)  # the rotated points, centred (at a fixed scale f / dm)
+        # Relative depth about the mean, against MediaPipe's: evidence for the rotation only (a translation moves
+        # all depths alike, which the mean removes; as evidence for the expressions it read them worse). Its
+        # derivative under the rotation increment is (-y, x, 0) of the rotated points, centred, at the fixed scale
+        # f / mean depth.
+        if z_obs is not None and self.cfg.w_depth > 0:
+            d = -c[:, 2]
+            dm = d.sum() / N
+            k = self.sqrt_depth_weights * (focal / dm)
             j0 = (y_.sum() / N - y_) * k
             j1 = (x_ - x_.sum() / N) * k
             rd = ((d - dm) * (focal / dm) - z_obs) * self.sqrt_depth_weights
