@@ -22,8 +22,9 @@ opening hid blinks across people; the contours' corners and ends move with the l
 calibration frames became the eye shape); instead the identity holds every person's lid openings at one share of
 the eye's width (FitConfig.lid_opening), so eyeBlink reads how closed an eye is the same way for every person,
 face size and start of a stream (an eye as open as the mean face's rests near eyeBlink 0.2, the price of a share
-above the mean: few eyes sit against the bound at 0). The encoder's geometry correctives move the lids only by
-their change from the calibration frames' median. The two lips of an inner-lip pair share one resting offset:
+above the mean: few eyes sit against the bound at 0). The encoder's geometry correctives do not move the lids in
+the fit at all, so eyeBlink reads the whole lid motion the landmarks show (the mesh's final level still adds
+them). The two lips of an inner-lip pair share one resting offset:
 the lips rest closed, and a calibration during speech must not keep part of the mouth opening as the resting
 face. Every 5th frame afterwards adds identity evidence too (at the free fit, as much as a calibration frame, so
 what a calibration during speech kept fades); the prior closes the solve. The identity the stream hands on
@@ -143,8 +144,6 @@ class FitState:
     previous: dict[str, np.ndarray] | None = None  # unfiltered pose and expressions of the last frame
     offsets: list[np.ndarray] = field(default_factory=list)  # per calibration frame: (N, 3) model-frame residuals
     bias: np.ndarray | None = None  # (N, 3) this person's resting-face offset of each landmark point
-    lid_correctives: list[np.ndarray] = field(default_factory=list)  # per calibration frame: (L, 3)
-    lid_rest: np.ndarray | None = None  # (L, 3) the correctives' resting displacement of the lid margins
 
 
 @dataclass
@@ -482,9 +481,8 @@ class DenseFitter:
         a = (prev["exp"] if prev else enc_exp).copy()
         a_prev = prev["exp"] if prev else enc_exp
         s = self._static(identity, x[sl["delta_g"]])
-        if self.geo_rows is not None:
-            lid = (x[sl["delta_g"]] @ self.geo_lid_rows).reshape(-1, 3)
-            s[self.lids] -= self._lid_rest(lid, calibrating)
+        if self.geo_rows is not None:  # the lid margins are eyeBlink's alone (see the module's docstring)
+            s[self.lids] -= (x[sl["delta_g"]] @ self.geo_lid_rows).reshape(-1, 3)
         if st.bias is not None:
             s = s + st.bias
         K = self.exp_rows.shape[0]
@@ -551,22 +549,6 @@ class DenseFitter:
         motion = np.einsum("nij,knj->kni", Jp, self.exp_rows) * np.sqrt(self.weights)[None, :, None]
         rms = np.sqrt((motion**2).sum(-1).mean(-1))
         return dict(zip(self.model.exp_names, rms.tolist(), strict=True))
-
-    def _lid_rest(self, lid: np.ndarray, calibrating: bool) -> np.ndarray:
-        """The lid margins are eyeBlink's, but the encoder's geometry correctives move them too: per frame
-        with the eyes (which helps follow a blink) and by a constant per person (which would read as a
-        resting blink). The constant is their median over the calibration frames, taken off for good; a
-        photo has no resting frames, so there its correctives leave the lids alone."""
-        st = self.state
-        if st.lid_rest is not None:
-            return st.lid_rest
-        if not calibrating:
-            return lid
-        st.lid_correctives.append(lid)
-        rest = np.median(np.stack(st.lid_correctives), axis=0)
-        if len(st.lid_correctives) >= self.cfg.calibration_frames:
-            st.lid_rest, st.lid_correctives = rest, []
-        return rest
 
     def _accumulate_bias(self, R: np.ndarray, c: np.ndarray, uv: np.ndarray, obs: np.ndarray) -> None:
         """Where this person's resting face puts each landmark relative to the model's point (what identity
