@@ -22,9 +22,9 @@ opening hid blinks across people; the contours' corners and ends move with the l
 calibration frames became the eye shape); instead the identity holds every person's lid openings at one share of
 the eye's width (FitConfig.lid_opening), so eyeBlink reads how closed an eye is the same way for every person,
 face size and start of a stream (an eye as open as the mean face's rests near eyeBlink 0.2, the price of a share
-above the mean: few eyes sit against the bound at 0). The encoder's geometry correctives do not move the lids in
-the fit at all, so eyeBlink reads the whole lid motion the landmarks show (the mesh's final level still adds
-them). The two lips of an inner-lip pair share one resting offset:
+above the mean: few eyes sit against the bound at 0). The encoder's geometry correctives do not move the lid
+margins or the inner lips in the fit, so eyeBlink and jawOpen read the whole opening the landmarks show (the
+mesh's final level still adds them). The two lips of an inner-lip pair share one resting offset:
 the lips rest closed, and a calibration during speech must not keep part of the mouth opening as the resting
 face. Every 5th frame afterwards adds identity evidence too (at the free fit, as much as a calibration frame, so
 what a calibration during speech kept fades); the prior closes the solve. The identity the stream hands on
@@ -250,9 +250,10 @@ class DenseFitter:
         geo = model.geo_corrective
         self.geo_rows = rows(geo.basis.detach().numpy().astype(np.float64)) if isinstance(geo, LinearCorrective) \
             else None
-        self.lids = EYELIDS.ravel()
+        # the lid margins and the inner lips: their openings are the expressions' (eyeBlink, jawOpen) alone
+        self.openings = np.concatenate([EYELIDS.ravel(), INNER_LIPS.ravel()])
         if self.geo_rows is not None:
-            self.geo_lid_rows = self.geo_rows[:, self.lids].reshape(len(self.geo_rows), -1)
+            self.geo_opening_rows = self.geo_rows[:, self.openings].reshape(len(self.geo_rows), -1)
         self.id_sigma = model.id_sigma.numpy().astype(np.float64)
         self.weights = landmark_weights(self.cfg, len(corr.tri))
         self.sqrt_weights = np.sqrt(self.weights)
@@ -481,8 +482,8 @@ class DenseFitter:
         a = (prev["exp"] if prev else enc_exp).copy()
         a_prev = prev["exp"] if prev else enc_exp
         s = self._static(identity, x[sl["delta_g"]])
-        if self.geo_rows is not None:  # the lid margins are eyeBlink's alone (see the module's docstring)
-            s[self.lids] -= (x[sl["delta_g"]] @ self.geo_lid_rows).reshape(-1, 3)
+        if self.geo_rows is not None:  # the correctives do not open lids or lips (see the module's docstring)
+            s[self.openings] -= (x[sl["delta_g"]] @ self.geo_opening_rows).reshape(-1, 3)
         if st.bias is not None:
             s = s + st.bias
         K = self.exp_rows.shape[0]
