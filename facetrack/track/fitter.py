@@ -298,6 +298,15 @@ class DenseFitter:
             return self._person[1].copy()  # the callers change what they get
         return self._person[1] + (delta_g @ self.geo_rows.reshape(len(delta_g), 3 * n)).reshape(n, 3)
 
+    def _fit_static(self, identity: np.ndarray, delta_g: np.ndarray) -> np.ndarray:
+        """The fit's model of the landmark points before expressions and pose (N, 3): the identity, the encoder's
+        geometry correctives except at the lid margins and inner lips (their openings are the expressions'; see
+        the module's docstring) and this person's resting offsets."""
+        s = self._static(identity, delta_g)
+        if self.geo_rows is not None:
+            s[self.openings] -= (delta_g @ self.geo_opening_rows).reshape(-1, 3)
+        return s if self.state.bias is None else s + self.state.bias
+
     def _points(self, s: np.ndarray, a: np.ndarray, R: np.ndarray, t: np.ndarray, jacobian: bool = True
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Camera-frame landmark points (N, 3) for static points s and expressions a at pose (R, t), their
@@ -311,9 +320,7 @@ class DenseFitter:
         offsets included)."""
         st, sl = self.state, self.sl
         identity = st.identity if st.identity is not None else x[sl["alpha_id"]]
-        s = self._static(identity.astype(np.float64), x[sl["delta_g"]].astype(np.float64))
-        if st.bias is not None:
-            s = s + st.bias
+        s = self._fit_static(identity.astype(np.float64), x[sl["delta_g"]].astype(np.float64))
         R = euler_matrix(st.previous["rot"])
         c, uv, _ = self._points(s, st.previous["exp"], R, st.previous["trans"])
         return c, uv, R
@@ -481,11 +488,7 @@ class DenseFitter:
         t = (prev["trans"] if prev else x[sl["trans"]]).copy()
         a = (prev["exp"] if prev else enc_exp).copy()
         a_prev = prev["exp"] if prev else enc_exp
-        s = self._static(identity, x[sl["delta_g"]])
-        if self.geo_rows is not None:  # the correctives do not open lids or lips (see the module's docstring)
-            s[self.openings] -= (x[sl["delta_g"]] @ self.geo_opening_rows).reshape(-1, 3)
-        if st.bias is not None:
-            s = s + st.bias
+        s = self._fit_static(identity, x[sl["delta_g"]])
         K = self.exp_rows.shape[0]
         z_obs = None if depth is None else depth - depth.mean()
         if calibrating:  # the person's evidence comes from a solve with expressions held near zero ...
@@ -515,7 +518,7 @@ class DenseFitter:
                 _, uv, Jp = self._points(s, a, R, t)
                 identity = self._solve_identity(*self._identity_evidence(identity, R, Jp, uv, obs),
                                                 cfg.photo_id_prior)
-                s = self._static(identity, x[sl["delta_g"]])
+                s = self._fit_static(identity, x[sl["delta_g"]])
                 R, t, a, done, _ = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, R_enc, l2w, target,
                                                  cfg.iterations)
             st.identity = identity
