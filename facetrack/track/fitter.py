@@ -187,6 +187,19 @@ def _rotvec_x(Q: np.ndarray) -> float:
     return scale * (Q[2, 1] - Q[1, 2])
 
 
+def basis_rows(R: np.ndarray, B: np.ndarray, u0: np.ndarray, u2: np.ndarray, v1: np.ndarray, v2: np.ndarray,
+               out_u: np.ndarray, out_v: np.ndarray) -> None:
+    """The Jacobian rows (K, N) of the u and v residuals for a basis B (3, K, N) of model-frame displacements under
+    rotation R, written into out_u and out_v: the basis rotated in one product, times the projection's nonzero
+    entries per point (u row (u0, 0, u2), v row (0, v1, v2); see DenseFitter._project), weights included."""
+    K, N = B.shape[1:]
+    RB = (R @ B.reshape(3, -1)).reshape(3, K, N)
+    np.multiply(RB[0], u0, out=out_u)
+    out_u += np.multiply(RB[2], u2, out=RB[0])
+    np.multiply(RB[1], v1, out=out_v)
+    out_v += np.multiply(RB[2], v2, out=RB[1])
+
+
 def model_frame_offsets(R: np.ndarray, c: np.ndarray, uv: np.ndarray, obs: np.ndarray, focal: float) -> np.ndarray:
     """(N, 3) the 2D residuals obs - uv carried back into the model frame: the lateral camera-frame offset at
     each point's depth (c, camera frame), rotated back by R^T. What the calibration and the correspondence
@@ -264,6 +277,7 @@ class DenseFitter:
         self.l2_scale = np.array([self.cfg.l2_scale.get(n, 1.0) for n in model.exp_names]) \
             * np.maximum(1.0, self.cfg.observed_px / np.maximum(seen, 1e-3))
         self.primary = np.array([n in self.cfg.primary_shapes for n in model.exp_names])
+        self._primary_shapes = np.flatnonzero(self.primary)
         self.exp_3kn_primary = np.ascontiguousarray(self.exp_3kn[:, self.primary])
         self.exp_flat_primary = np.ascontiguousarray(self.exp_flat[:, self.primary])
         self.exp_flat_other = np.ascontiguousarray(self.exp_flat[:, ~self.primary])
@@ -386,11 +400,7 @@ class DenseFitter:
         np.multiply(x_, -a0, out=Jv[2])
         Ju[3], Ju[4], Ju[5] = a0, 0.0, a2  # dc/dt = I
         Jv[3], Jv[4], Jv[5] = 0.0, -a0, b2
-        RE = (R @ E.reshape(3, -1)).reshape(3, K, N)  # dc/da = R E
-        np.multiply(RE[0], a0, out=Ju[6:])
-        Ju[6:] += np.multiply(RE[2], a2, out=RE[0])
-        np.multiply(RE[1], -a0, out=Jv[6:])
-        Jv[6:] += np.multiply(RE[2], b2, out=RE[1])
+        basis_rows(R, E, a0, a2, -a0, b2, Ju[6:], Jv[6:])  # dc/da = R E
         if n_pairs:  # the rows carry sqrt(w) of their points: pair_scale swaps it for the openings' weight
             su, sv = AT[:, 2 * N : 2 * N + n_pairs], AT[:, 2 * N + n_pairs :]
             np.subtract(Ju[:, pairs[:, 0]], Ju[:, pairs[:, 1]], out=su)
@@ -419,23 +429,18 @@ class DenseFitter:
         return H, g, rms
 
     def _iterate(self, s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, R_enc, l2w, l2_target, iterations,
-                 active=None):
+                 primary_stage=False):
         """Gauss-Newton steps from (R, t, a); R_enc is the encoder's rotation (its pitch a prior); l2w (K,) and
         l2_target (K,) are the expressions' L2 term.
-        `active` (K,) bool: only these expressions are unknowns (the others stay as they are); then the openings
-        of lips and lids are a term of their own (see FitConfig.w_opening_lips)."""
+        `primary_stage`: only the primary shapes are unknowns (the others stay as they are), and the openings of
+        lips and lids are a term of their own (see FitConfig.w_opening_lips)."""
         cfg = self.cfg
-        if active is None:
+        if primary_stage:
+            idx, E, flat, pairs = self._primary_shapes, self.exp_3kn_primary, self.exp_flat_primary, self.pairs
+            fixed = s + (self.exp_flat_other @ a[~self.primary]).reshape(-1, 3)  # the held shapes, summed once
+        else:
             idx, E, flat, pairs = self._all_shapes, self.exp_3kn, self.exp_flat, self.pairs[:0]
             fixed = s
-        else:
-            idx, pairs = np.flatnonzero(active), self.pairs
-            if active is self.primary:
-                E, flat, rest = self.exp_3kn_primary, self.exp_flat_primary, self.exp_flat_other
-            else:
-                E, flat = np.ascontiguousarray(self.exp_3kn[:, idx]), np.ascontiguousarray(self.exp_flat[:, idx])
-                rest = np.ascontiguousarray(self.exp_flat[:, ~active])
-            fixed = s + (rest @ a[~active]).reshape(-1, 3)  # the shapes held as they are, summed once
         P = 6 + len(idx)
         a = a.copy()
         # priors on the expressions (previous frame, encoder, per-shape L2) are diagonal: their weights and
@@ -506,7 +511,7 @@ class DenseFitter:
         if primary is not None:  # the primary shapes explain what they can first, the others at zero
             a = np.where(primary, a, 0.0)
             R, t, a, _, start_rms = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, R_enc, l2w,
-                                                  np.zeros(K), cfg.primary_iterations, active=primary)
+                                                  np.zeros(K), cfg.primary_iterations, primary_stage=True)
             l2w = l2w + np.where(primary, cfg.w_primary_keep, 0.0)
             target = np.where(primary, a, 0.0)
         else:
@@ -574,12 +579,9 @@ class DenseFitter:
         evidence too: no change on videos, synthetic faces or photos). Built transposed, as in _iterate."""
         sw = np.sqrt(self.identity_weights)
         N = len(uv)
-        RE = (R @ self.id_3kn.reshape(3, -1)).reshape(3, -1, N)
-        JT = np.empty((RE.shape[1], 2 * N))  # the projection's Jacobian has two zeros a point (see _project)
-        np.multiply(RE[0], Jp[:, 0, 0] * sw, out=JT[:, :N])
-        JT[:, :N] += np.multiply(RE[2], Jp[:, 0, 2] * sw, out=RE[0])
-        np.multiply(RE[1], Jp[:, 1, 1] * sw, out=JT[:, N:])
-        JT[:, N:] += np.multiply(RE[2], Jp[:, 1, 2] * sw, out=RE[1])
+        JT = np.empty((len(identity), 2 * N))
+        basis_rows(R, self.id_3kn, Jp[:, 0, 0] * sw, Jp[:, 0, 2] * sw, Jp[:, 1, 1] * sw, Jp[:, 1, 2] * sw,
+                   JT[:, :N], JT[:, N:])
         r = ((obs - uv) * sw[:, None]).T.ravel()
         return syrk(1.0, JT.T, trans=1), JT @ (r + identity @ JT)
 
