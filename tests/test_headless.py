@@ -110,6 +110,112 @@ def test_landmarks_found_ahead_give_the_same_results(weights: Path, model_file: 
         assert np.array_equal(xa, xb) and ba == bb and np.array_equal(ca, cb)
 
 
+def test_landmark_stage_hands_on_sighted_frames(weights: Path, model_file: Path, shared_dir: Path,
+                                                landmarker: Path) -> None:
+    """The window's landmark thread: frames that it hands on in order (none stale here: the reader keeps up)
+    carry their sighting, and the rest of the pipeline on them gives exactly the result of the frames one at a
+    time. A frame that MediaPipe cannot take is reported in one line and the stage goes on."""
+    import threading
+    import time
+
+    from facetrack.io.sources import Frame, open_source
+    from facetrack.model.facemodel import FaceModel
+    from facetrack.net.weights import load_weights
+    from facetrack.render.reconstruction import NOTHING
+    from facetrack.track.pipeline import LandmarkStage, LatestFrame, Pipeline
+    from facetrack.track.tracker import Tracker
+
+    w = load_weights(weights, FaceModel.load(model_file))
+    frames = [f for f, _ in zip(open_source(str(shared_dir / "videos" / "liveportrait_d3.mp4")), range(12),
+                                strict=False)]
+    one = Pipeline(Tracker(w, landmarker=landmarker))
+    expected = [one(f, NOTHING).x.copy() for f in frames]
+
+    staged = Pipeline(Tracker(w, landmarker=landmarker))
+    inbox, outbox, errors = LatestFrame(), LatestFrame(), []
+    stage = LandmarkStage(staged.tracker, inbox, outbox, errors.append)
+    stage.start()
+    stop, got = threading.Event(), []
+    bad = Frame(frames[5].timestamp + 0.01, 99, np.zeros((4, 4, 7), np.uint8))  # no RGB image
+    try:
+        for f in [*frames[:6], bad, *frames[6:]]:
+            assert inbox.put_when_taken((f, time.monotonic()), stop)
+            deadline = time.monotonic() + 30
+            while f is not bad and time.monotonic() < deadline:
+                item = outbox.take()
+                if item is not None:
+                    got.append(item)
+                    break
+                time.sleep(0.001)
+        time.sleep(0.2)
+    finally:
+        stage.stop()
+    assert not stage.is_alive() and len(got) == 12 and outbox.dropped == 0
+    assert len(errors) == 1 and errors[0].startswith("landmarks failed on frame 99:") and "\n" not in errors[0]
+    for (frame, _, sighting), f, x in zip(got, frames, expected, strict=True):
+        assert frame is f and sighting is not None and sighting.faces
+        assert np.array_equal(staged(frame, NOTHING, sighting).x, x)
+
+
+def test_landmark_stage_starts_just_in_time(weights: Path, model_file: Path, shared_dir: Path,
+                                            landmarker: Path) -> None:
+    """Inference slower than the landmarker (0.15 s a frame here): the stage learns to start each sighting
+    late, so that inference gets a frame found just before it was free (captured well under one inference
+    period ago) rather than one that waited a whole period; and MediaPipe works only on frames that
+    inference takes."""
+    import dataclasses
+    import threading
+    import time
+
+    from facetrack.io.sources import open_source
+    from facetrack.model.facemodel import FaceModel
+    from facetrack.net.weights import load_weights
+    from facetrack.track.pipeline import LandmarkStage, LatestFrame
+    from facetrack.track.tracker import Tracker
+
+    tracker = Tracker(load_weights(weights, FaceModel.load(model_file)), landmarker=landmarker)
+    clip = [f for f, _ in zip(open_source(str(shared_dir / "videos" / "liveportrait_d3.mp4")), range(12),
+                              strict=False)]
+    inbox, outbox, stop = LatestFrame(), LatestFrame(), threading.Event()
+
+    def capture() -> None:  # 100 frames a second, the clip over and over
+        k = 0
+        while not stop.is_set():
+            inbox.put((dataclasses.replace(clip[k % len(clip)], timestamp=k / 100, index=k), time.monotonic()))
+            k += 1
+            time.sleep(0.01)
+
+    sightings = 0
+
+    def sight(rgb, timestamp=None):
+        nonlocal sightings
+        sightings += 1
+        return Tracker.sight(tracker, rgb, timestamp=timestamp)
+
+    tracker.sight = sight
+    stage = LandmarkStage(tracker, inbox, outbox)
+    feeder = threading.Thread(target=capture, daemon=True)
+    feeder.start()
+    stage.start()
+    ages = []
+    try:
+        while len(ages) < 25:
+            item = outbox.take()
+            if item is None:
+                time.sleep(0.002)
+                continue
+            ages.append(time.monotonic() - item[1])
+            assert item[2] is not None and item[2].faces
+            time.sleep(0.15)  # inference
+    finally:
+        stop.set()
+        stage.stop()
+        feeder.join(2)
+    assert stage.lead > 0.05
+    assert float(np.median(ages[-10:])) < 0.1, ages
+    assert sightings <= len(ages) + 1
+
+
 def test_mailbox_drops_stale_frames_or_waits_for_the_reader() -> None:
     """Live frames: the newest wins and stale ones are counted as dropped. A recording's frames
     (put_when_taken, used by playback): a slow reader gets every one, in order; a stop ends the wait."""

@@ -177,3 +177,48 @@ def test_rasterized_photometric_counts_only_the_photometric_mask(model: MultiLev
     expect = (vw.color[0][inner] - 0.5).norm(dim=-1).mean()
     assert abs(float(far) - float(expect)) < 0.25 * float(expect)
     gl.release()
+
+
+def test_vertex_normals_match_the_numpy_twin_per_batch_item(model: MultiLevelModel) -> None:
+    """Two different faces in one batch: each item's normals are its own mesh's (no row of the flat
+    index_add lands in the other item), equal to the import-time numpy version, and they pass gradients."""
+    from facetrack.model.ict import vertex_normals_np
+
+    gen = torch.Generator().manual_seed(0)
+    ids = 2.0 * torch.randn(2, model.id_basis.shape[0], generator=gen) * model.id_sigma
+    v = model.neutral(ids).double().requires_grad_(True)
+    n = vertex_normals(v, model.triangles)
+    tris = model.triangles.numpy()
+    for b in range(2):
+        assert np.allclose(n[b].detach().numpy(), vertex_normals_np(v[b].detach().numpy(), tris), atol=1e-9)
+    assert not np.allclose(n[0].detach().numpy(), n[1].detach().numpy(), atol=1e-3)
+    n[:, :, 2].sum().backward()
+    assert v.grad is not None and torch.isfinite(v.grad).all() and v.grad.abs().sum() > 0
+
+
+def test_reconstructor_keeps_the_person_only_while_it_stays(model: MultiLevelModel) -> None:
+    """The run-time reconstruction keeps the neutral face and the base reflectance between frames: a new
+    identity or reflectance is taken at once, and every level equals the model's own forward pass."""
+    from facetrack.render.reconstruction import LEVELS, Needs, Reconstructor
+
+    model = model.eval()
+    recon = Reconstructor(model, Camera())
+    gen = torch.Generator().manual_seed(1)
+    p = base_params(model)
+    frames = []
+    for _person in range(2):
+        p["alpha_id"] = torch.randn(1, model.id_basis.shape[0], generator=gen) * model.id_sigma
+        p["beta"] = torch.randn(1, model.refl_basis.shape[0], generator=gen) * model.refl_sigma
+        for _ in range(2):  # same person, new expression and correctives
+            p["alpha_exp"] = torch.rand(1, model.exp_basis.shape[0], generator=gen) * 0.3
+            p["delta_g"] = torch.randn(1, p["delta_g"].shape[1], generator=gen)
+            frames.append({k: t.clone() for k, t in p.items()})
+    for q in frames:
+        r = recon(model.layout.join(q)[0].numpy(), Needs(frozenset(LEVELS)))
+        with torch.no_grad():
+            lv = model(q)
+        R = euler_to_matrix(q["rot"])[0]
+        for name, v, alb in (("base", lv.v_base, lv.r_base), ("final", lv.v_final, lv.r_final)):
+            v_cam = (v[0] @ R.T + q["trans"][0]).numpy()
+            assert np.allclose(r.levels[name].v_cam, v_cam, atol=1e-4), name
+            assert np.allclose(r.levels[name].albedo, alb[0].clamp(0, 1).numpy(), atol=1e-5), name

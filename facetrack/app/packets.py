@@ -49,12 +49,17 @@ def frame_clip(level: Level, box: CropBox, camera: Camera, width: int, height: i
 
 
 def pack_level(level: Level, box: CropBox, camera: Camera, width: int, height: int) -> np.ndarray:
-    """(V, 19) float32: clip, centred camera-frame position (orbit view), normal, albedo, colour, error heat."""
-    heat = heat_colors(level.residual, HEAT_MAX) if level.residual is not None else np.zeros_like(level.color)
+    """(V, 19) float32: clip, centred camera-frame position (orbit view), normal, albedo, colour, error heat.
+    Written column block by block into one array (a concatenation in float64 took twice as long)."""
     cam = level.v_cam
-    return np.ascontiguousarray(np.concatenate(
-        [frame_clip(level, box, camera, width, height), cam - cam.mean(0), level.normal, level.albedo, level.color,
-         heat], axis=1), dtype=np.float32)
+    out = np.empty((len(cam), VERTEX_FLOATS), np.float32)
+    out[:, 0:4] = frame_clip(level, box, camera, width, height)
+    out[:, 4:7] = cam - cam.mean(0)
+    out[:, 7:10] = level.normal
+    out[:, 10:13] = level.albedo
+    out[:, 13:16] = level.color
+    out[:, 16:19] = heat_colors(level.residual, HEAT_MAX) if level.residual is not None else 0.0
+    return out
 
 
 def make_packet(frame: Frame, captured: float, r: FrameResult | None, camera: Camera) -> Packet:

@@ -5,7 +5,9 @@ for the plots, so in playback capture waits for each to be taken instead) and pa
 live (a video, a recording) at its own frame rate, from the moment inference takes frames (the inference
 thread can start later than one frame's interval, and a file's first frame was lost); inference runs the
 pipeline on whatever frame is newest when it is free, with the Needs the window sets, and records every
-frame it processes.
+frame it processes. With MediaPipe, a landmark thread (`LandmarkStage`) sits between the two: it finds the
+face in the newest frame while inference finishes the one before, so the frame rate is the slower stage's
+rather than their sum.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from PySide6.QtCore import QThread, Signal
 from threadpoolctl import threadpool_limits
 
 from facetrack.app.packets import INFERENCE_THREADS, WINDOW_NEEDS, make_packet
-from facetrack.errors import FacetrackError
+from facetrack.errors import FacetrackError, one_line
 from facetrack.io.recording import Recorder
 from facetrack.io.sources import Source, open_source, paced
 from facetrack.io.streaming import Streamer
@@ -73,7 +75,7 @@ class CaptureThread(QThread):
         except FacetrackError as e:
             self.failed.emit(str(e))
         except Exception as e:  # noqa: BLE001 - a camera that disappears raises from deep in OpenCV
-            self.failed.emit(f"capture stopped: {e}")
+            self.failed.emit(f"capture stopped: {one_line(e)}")
 
 
 class PacketBox:
@@ -157,14 +159,14 @@ class InferenceThread(QThread):
             if item is None:
                 time.sleep(0.002)
                 continue
-            frame, captured = item
+            frame, captured, *sighted = item  # (frame, captured[, sighting]): the landmark stage adds one
             recording = self.recorder is not None
             needs = self.needs | RECORDING_NEEDS if recording else self.needs
             try:
-                r = self.pipeline(frame, needs)
+                r = self.pipeline(frame, needs, sighted[0] if sighted else None)
                 pk = make_packet(frame, captured, r, self.pipeline.camera)
             except Exception as e:  # noqa: BLE001 - keep the app up; say what broke
-                self.failed.emit(f"reconstruction failed on frame {frame.index}: {e}")
+                self.failed.emit(f"reconstruction failed on frame {frame.index}: {one_line(e)}")
                 continue
             self.processed += 1
             with self._lock:

@@ -22,7 +22,7 @@ from facetrack.errors import FacetrackError
 from facetrack.io.sources import Source
 from facetrack.io.streaming import VMC_PORT, Streamer, StreamTarget
 from facetrack.render.reconstruction import Needs
-from facetrack.track.pipeline import HOLD_FRAMES, Pipeline
+from facetrack.track.pipeline import HOLD_FRAMES, LandmarkStage, Pipeline
 
 
 class MainWindow(QMainWindow):
@@ -63,8 +63,10 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self.capture_fps, self.latency_ms, self.infer_ms, self.frames = 0.0, 0.0, 0.0, 0
         self.latencies: deque[float] = deque(maxlen=1000)  # capture-to-display, ms
+        self.shown: deque[float] = deque(maxlen=31)  # when the last packets were drawn: the tracking rate
         self.capture: CaptureThread | None = None
         self.inference: InferenceThread | None = None
+        self.landmarks: LandmarkStage | None = None
         self.opened: Source | None = None
         self.source = source
         self.resize(1280, 760)
@@ -136,10 +138,15 @@ class MainWindow(QMainWindow):
         self.source = source
         self.pipeline.reset()
         self.plots.clear()
-        mailbox = LatestFrame()
+        self.shown.clear()
+        frames = LatestFrame()
         layout = self.model.layout if self.playback else None
-        self.inference = InferenceThread(self.pipeline, mailbox)
-        self.capture = CaptureThread(source, mailbox, self.realtime, layout, self.inference.running)
+        staged = self.pipeline.tracker.can_look_ahead and not self.playback  # a recording has no image to look at
+        sighted = LatestFrame() if staged else frames
+        self.inference = InferenceThread(self.pipeline, sighted)
+        self.landmarks = LandmarkStage(self.pipeline.tracker, frames, sighted, self.inference.failed.emit) \
+            if staged else None
+        self.capture = CaptureThread(source, frames, self.realtime, layout, self.inference.running)
         self._update_needs()
         self.capture.failed.connect(self.show_error)
         self.capture.opened.connect(self._on_opened)
@@ -148,6 +155,8 @@ class MainWindow(QMainWindow):
         self.inference.failed.connect(self.show_error)
         self.inference.ready.connect(self._on_ready)
         self.inference.start()
+        if self.landmarks is not None:
+            self.landmarks.start()
         self.capture.start()
 
     def _on_opened(self, src: Source) -> None:
@@ -160,10 +169,10 @@ class MainWindow(QMainWindow):
             self.toggle_streaming()
 
     def stop(self) -> None:
-        for t in (self.capture, self.inference):
+        for t in (self.capture, self.landmarks, self.inference):
             if t is not None:
                 t.stop()
-        self.capture = self.inference = None
+        self.capture = self.landmarks = self.inference = None
 
     def _on_fps(self, fps: float) -> None:
         self.capture_fps = fps
@@ -179,6 +188,7 @@ class MainWindow(QMainWindow):
         self.frames += 1
         self.viewport.set_packet(pk)
         self.latency_ms = 1e3 * (time.monotonic() - pk.captured)
+        self.shown.append(time.monotonic())
         self.latencies.append(self.latency_ms)
         for stamp, res in results if results is not None else (
                 [(pk.timestamp, pk.result)] if pk.result and pk.result.present else []):
@@ -195,9 +205,16 @@ class MainWindow(QMainWindow):
         streamer = self.inference.streamer if self.inference else None
         rec = (f" · streaming {streamer.status()}" if streamer is not None else "") + rec
         what = f"playing {self.source} · " if self.playback else ""
-        self.status.setText(f"{what}capture {self.capture_fps:.1f} FPS · inference {self.infer_ms:.0f} ms · "
+        self.status.setText(f"{what}capture {self.capture_fps:.1f} FPS · tracking {self.tracking_fps:.1f} FPS · "
+                            f"inference {self.infer_ms:.0f} ms · "
                             f"latency {self.latency_ms:.0f} ms · {self.frames} frames · {face}{rec} · "
                             f"{self.pipeline.tracker.front_end}")
+
+    @property
+    def tracking_fps(self) -> float:
+        """Frames drawn per second over the last 30 (below the capture rate when frames go stale)."""
+        span = self.shown[-1] - self.shown[0] if len(self.shown) > 1 else 0.0
+        return (len(self.shown) - 1) / span if span > 0 else 0.0
 
     def toggle_streaming(self) -> None:
         """Start or stop sending every tracked frame to the stream target (VMC or OSC over UDP)."""

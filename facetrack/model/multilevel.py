@@ -64,15 +64,18 @@ class Levels:
 def vertex_normals(v: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
     """Area-weighted unit vertex normals of (B, V, 3) vertices.
 
-    One flat index_add over (B * V) rows: a batched index_add along dim 1 is four times slower on the CPU.
+    Flat (B * V) rows throughout: index_select and one flat index_add per corner are twice as fast on the
+    CPU as advanced indexing and a batched index_add along dim 1.
     """
     B, V = v.shape[:2]
-    a, b, c = (v[:, triangles[:, k]] for k in range(3))
-    fn = torch.cross(b - a, c - a, dim=-1).reshape(-1, 3)
+    flat = v.reshape(B * V, 3)
     offset = (torch.arange(B, device=v.device) * V)[:, None]
+    corners = [(triangles[:, k][None] + offset).reshape(-1) for k in range(3)]
+    a, b, c = (flat.index_select(0, i) for i in corners)
+    fn = torch.cross(b - a, c - a, dim=-1)
     n = v.new_zeros(B * V, 3)
-    for k in range(3):
-        n = n.index_add(0, (triangles[:, k][None] + offset).reshape(-1), fn)
+    for i in corners:
+        n = n.index_add(0, i, fn)
     return nn.functional.normalize(n.view(B, V, 3), dim=-1, eps=1e-12)
 
 
@@ -117,10 +120,17 @@ class MultiLevelModel(nn.Module):
         """Base level (affine 3DMM) geometry and reflectance."""
         return self.geometry(p), self.reflectance(p)
 
-    def geometry(self, p: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Base level geometry alone."""
-        B, V = p["alpha_id"].shape[0], self.n_vertices
-        return self.mean + (p["alpha_id"] @ self.id_basis + p["alpha_exp"] @ self.exp_basis).view(B, V, 3)
+    def geometry(self, p: dict[str, torch.Tensor], neutral: torch.Tensor | None = None) -> torch.Tensor:
+        """Base level geometry alone; `neutral`: this identity's `neutral` face, when it is already known."""
+        B, V = p["alpha_exp"].shape[0], self.n_vertices
+        if neutral is None:
+            return self.mean + (p["alpha_id"] @ self.id_basis + p["alpha_exp"] @ self.exp_basis).view(B, V, 3)
+        return neutral + (p["alpha_exp"] @ self.exp_basis).view(B, V, 3)
+
+    def neutral(self, alpha_id: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) the faces of these identities without expression: what stays while one person is
+        tracked (the identity is held), so run time computes it once per person instead of every frame."""
+        return self.mean + (alpha_id @ self.id_basis).view(alpha_id.shape[0], self.n_vertices, 3)
 
     def reflectance(self, p: dict[str, torch.Tensor]) -> torch.Tensor:
         """Base level reflectance alone (what changes when only the appearance is refitted)."""

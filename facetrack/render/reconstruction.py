@@ -105,6 +105,16 @@ class Reconstructor:
             self._lm_exp = model.exp_basis.view(-1, V, 3)[:, lm]
             linear = isinstance(model.geo_corrective, LinearCorrective)
             self._lm_geo = model.geo_corrective.basis.view(-1, V, 3)[:, lm].clone() if linear else None
+        self._memo: dict[str, tuple[bytes, torch.Tensor]] = {}
+
+    def _once(self, name: str, coeffs: torch.Tensor, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """make() for these coefficients, kept while they stay the same: a tracked person's identity is held
+        and their reflectance changes only on keyframes (about 2 ms a frame of the window's 14)."""
+        key = coeffs.numpy().tobytes()
+        hit = self._memo.get(name)
+        if hit is None or hit[0] != key:
+            hit = self._memo[name] = (key, make())
+        return hit[1]
 
     @torch.inference_mode()
     def landmarks_cam(self, p: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -132,7 +142,7 @@ class Reconstructor:
         image = None if crop is None else \
             torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255.0
         refine = refine if image is not None else None
-        v_b = model.geometry(p)
+        v_b = model.geometry(p, self._once("neutral", p["alpha_id"], lambda: model.neutral(p["alpha_id"])))
         geometry = {"base": v_b}
         if "final" in needs.levels or refine is not None:
             geometry["final"] = v_b + model.geo_corrective(p["delta_g"])
@@ -141,7 +151,7 @@ class Reconstructor:
         if refine is not None:
             x = refine(x, views["base"], views["final"], image)
             p = model.params(torch.as_tensor(x)[None])
-        r_b = model.reflectance(p)
+        r_b = self._once("reflectance", p["beta"], lambda: model.reflectance(p))
         albedo = {"base": r_b}
         if "final" in needs.levels:
             albedo["final"] = r_b + model.refl_corrective(p["delta_r"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from facetrack.errors import FacetrackError
+from facetrack.errors import FacetrackError, one_line
 from facetrack.io.recording import Recorder
 from facetrack.io.sources import Frame, Source
 from facetrack.io.streaming import Streamer, StreamFrame
@@ -60,6 +60,15 @@ class LatestFrame:
                     self._item = item
                     return True
             stop.wait(0.002)
+        return False
+
+    def wait_taken(self, stop: threading.Event) -> bool:
+        """Wait until the slot is empty (the reader took the last item). False when `stop` was set first."""
+        while not stop.is_set():
+            with self._lock:
+                if self._item is None:
+                    return True
+            stop.wait(0.001)
         return False
 
 
@@ -127,6 +136,60 @@ def frames_ahead(pipeline: Pipeline, source: Source) -> Iterator[tuple[Frame, Si
                 current = nxt
     finally:
         torch.set_num_threads(threads)
+
+
+class LandmarkStage(threading.Thread):
+    """The window's landmark thread, between capture and inference: MediaPipe's faces in the newest frame
+    (`Tracker.sight`), found while the inference thread encodes, fits and draws the frame before. The
+    window's rate is then the slower half's instead of the sum of both (`frames_ahead` does the same for
+    every frame of a file, without threads of its own). Takes the newest (frame, captured) from `inbox` and
+    puts (frame, captured, sighting) in `outbox`; frames replayed from a recording (parameters, no image)
+    pass with no sighting. `errors` says what failed, one line per frame.
+
+    Just in time: a sighting handed on too early waits for inference and grows stale, and one found for a
+    frame that inference never takes costs the cores that inference and the GUI share. So the stage starts
+    on the newest frame `lead` seconds after inference took its last sighting, with `lead` learned from how
+    long each sighting waited: inference then finds the next one just ready, about SLACK old. When the
+    landmarker is the slower half, `lead` falls to 0 and inference waits for it instead."""
+
+    SLACK = 0.004  # seconds a sighting may wait for inference (which looks every 2 ms)
+
+    def __init__(self, tracker: Tracker, inbox: LatestFrame, outbox: LatestFrame,
+                 errors: Callable[[str], None] | None = None) -> None:
+        super().__init__(name="landmarks", daemon=True)
+        self.tracker, self.inbox, self.outbox, self.errors = tracker, inbox, outbox, errors
+        self.lead = 0.0
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(5)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            if self.lead > 0 and self._halt.wait(self.lead):
+                return
+            item = self.inbox.take()
+            if item is None:
+                self._halt.wait(0.001)
+                continue
+            frame, captured = item
+            try:
+                sighting = self.tracker.sight(frame.rgb, timestamp=frame.timestamp) if frame.x is None else None
+            except Exception as e:  # noqa: BLE001 - one bad frame must not end tracking; say what broke
+                if self.errors is not None:
+                    self.errors(f"landmarks failed on frame {frame.index}: {one_line(e)}")
+                continue
+            if not self.outbox.put_when_taken((frame, captured, sighting), self._halt):
+                return
+            put = time.perf_counter()
+            if not self.outbox.wait_taken(self._halt):
+                return
+            waited = time.perf_counter() - put
+            # waited about 0: inference was idle, waiting for this one (by an unknown time): back off fast
+            self.lead = max(0.0, self.lead + 0.5 * (waited - self.SLACK)) if waited > self.SLACK / 2 \
+                else self.lead / 2
 
 
 def record(rec: Recorder, frame: Frame, r: FrameResult) -> None:
