@@ -206,3 +206,38 @@ def test_follow_view_frames_the_face_inside_the_frame() -> None:
     cx, cy, s = follow_view(10, 10, 100, 1280, 720)  # a face in the corner: the view stops at the frame's edge
     assert abs(cx - (-1 + 1 / s)) < 1e-9 and abs(cy - (1 - 1 / s)) < 1e-9
     assert follow_view(640, 360, 600, 1280, 720)[2] == 1.0  # a large face: the whole frame
+
+
+def test_window_with_a_landmark_thread(qtbot, model_file: Path, landmarker: Path, shared_dir: Path,
+                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a machine with cores to spare the window finds MediaPipe's landmarks on a thread of its own: it
+    tracks, records and draws as with one thread, and stopping ends all three threads. A recording replayed
+    (no image to look at) and this 2-core machine keep one inference thread."""
+    ensure_app()
+    from facetrack.app.window import MainWindow
+    from facetrack.track import pipeline as pipeline_module
+
+    folder = paths.weights_dir()
+    if not (folder / "encoder.pt").is_file():
+        pytest.skip("no trained weights in weights/")
+    pipe = Pipeline(Tracker(load_weights(folder, FaceModel.load(model_file)), landmarker=landmarker))
+    video = str(shared_dir / "videos" / "liveportrait_d0.mp4")
+    monkeypatch.setattr(pipeline_module.os, "cpu_count", lambda: 8)
+    rec_path = tmp_path / "staged.ftrec"
+    win = MainWindow(pipe, video, record=rec_path)
+    qtbot.addWidget(win)
+    win.show()
+    stage = win.landmarks
+    assert stage is not None and stage.is_alive()
+    qtbot.waitUntil(lambda: win.frames >= 6 and win.viewport.packet is not None
+                    and win.viewport.packet.result is not None and win.viewport.packet.result.present, timeout=60000)
+    assert "MediaPipe" in win.status.text() and "tracking" in win.status.text() and win.tracking_fps > 0
+    n = win.inference.stop_recording()
+    win.stop()
+    assert not stage.is_alive() and win.landmarks is None
+    back = read_recording(rec_path)
+    assert n >= 6 and len(back) == n and back.values["face"][:, 0].all()
+    monkeypatch.setattr(pipeline_module.os, "cpu_count", lambda: 2)
+    win.open_source(video)
+    assert win.landmarks is None and win.inference is not None
+    win.stop()

@@ -22,7 +22,7 @@ from facetrack.errors import FacetrackError
 from facetrack.io.sources import Source
 from facetrack.io.streaming import VMC_PORT, Streamer, StreamTarget
 from facetrack.render.reconstruction import Needs
-from facetrack.track.pipeline import HOLD_FRAMES, LandmarkStage, Pipeline
+from facetrack.track.pipeline import HOLD_FRAMES, LandmarkStage, Pipeline, landmark_thread_pays
 
 
 class MainWindow(QMainWindow):
@@ -141,7 +141,7 @@ class MainWindow(QMainWindow):
         self.shown.clear()
         frames = LatestFrame()
         layout = self.model.layout if self.playback else None
-        staged = self.pipeline.tracker.can_look_ahead and not self.playback  # a recording has no image to look at
+        staged = landmark_thread_pays(self.pipeline.tracker) and not self.playback  # a recording has no image
         sighted = LatestFrame() if staged else frames
         self.inference = InferenceThread(self.pipeline, sighted)
         self.landmarks = LandmarkStage(self.pipeline.tracker, frames, sighted, self.inference.failed.emit) \

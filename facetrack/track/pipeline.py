@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -136,6 +137,19 @@ def frames_ahead(pipeline: Pipeline, source: Source) -> Iterator[tuple[Frame, Si
                 current = nxt
     finally:
         torch.set_num_threads(threads)
+
+
+# The window with a landmark thread has three busy threads (landmarks, inference, the GUI's drawing): on two
+# cores, with OpenGL rendered in software on the same cores (Xvfb), it drew fewer frames than one thread for the
+# whole frame (d3, 12 s, three alternated pairs: 116-130 against 133-168 frames, median latency 116-126
+# against 95-121 ms), while without the GUI's drawing (the bench's window rows) it drew a third more.
+LANDMARK_THREAD_CORES = 4
+
+
+def landmark_thread_pays(tracker: Tracker) -> bool:
+    """Whether the window runs MediaPipe on a thread of its own (`LandmarkStage`): with MediaPipe, on a
+    machine with a core for each of the three busy threads and one to spare."""
+    return tracker.can_look_ahead and (os.cpu_count() or 1) >= LANDMARK_THREAD_CORES
 
 
 class LandmarkStage(threading.Thread):
