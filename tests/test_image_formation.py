@@ -197,8 +197,9 @@ def test_vertex_normals_match_the_numpy_twin_per_batch_item(model: MultiLevelMod
 
 
 def test_reconstructor_keeps_the_person_only_while_it_stays(model: MultiLevelModel) -> None:
-    """The run-time reconstruction keeps the neutral face and the base reflectance between frames: a new
-    identity or reflectance is taken at once, and every level equals the model's own forward pass."""
+    """The run-time reconstruction keeps the neutral face and the reflectance (base and corrective) between
+    frames: a new identity or reflectance is taken at once, and every level equals the model's own forward
+    pass."""
     from facetrack.render.reconstruction import LEVELS, Needs, Reconstructor
 
     model = model.eval()
@@ -209,6 +210,7 @@ def test_reconstructor_keeps_the_person_only_while_it_stays(model: MultiLevelMod
     for _person in range(2):
         p["alpha_id"] = torch.randn(1, model.id_basis.shape[0], generator=gen) * model.id_sigma
         p["beta"] = torch.randn(1, model.refl_basis.shape[0], generator=gen) * model.refl_sigma
+        p["delta_r"] = torch.randn(1, p["delta_r"].shape[1], generator=gen)
         for _ in range(2):  # same person, new expression and correctives
             p["alpha_exp"] = torch.rand(1, model.exp_basis.shape[0], generator=gen) * 0.3
             p["delta_g"] = torch.randn(1, p["delta_g"].shape[1], generator=gen)

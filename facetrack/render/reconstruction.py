@@ -109,7 +109,8 @@ class Reconstructor:
 
     def _once(self, name: str, coeffs: torch.Tensor, make: Callable[[], torch.Tensor]) -> torch.Tensor:
         """make() for these coefficients, kept while they stay the same: a tracked person's identity is held
-        and their reflectance changes only on keyframes (about 2 ms a frame of the window's 14)."""
+        and their reflectance (base and corrective, from the appearance fit) changes only on keyframes (about
+        4 ms a frame of the window's 14)."""
         key = coeffs.numpy().tobytes()
         hit = self._memo.get(name)
         if hit is None or hit[0] != key:
@@ -154,7 +155,8 @@ class Reconstructor:
         r_b = self._once("reflectance", p["beta"], lambda: model.reflectance(p))
         albedo = {"base": r_b}
         if "final" in needs.levels:
-            albedo["final"] = r_b + model.refl_corrective(p["delta_r"])
+            albedo["final"] = r_b + self._once("reflectance corrective", p["delta_r"],
+                                               lambda: model.refl_corrective(p["delta_r"]))
         named = {k: v[0].numpy().copy() for k, v in p.items()}
         recon = Reconstruction(x, named, model.exp_names, lm, head_frame=self.head_frame)
         if not needs.photometric:
