@@ -122,10 +122,8 @@ class MultiLevelModel(nn.Module):
 
     def geometry(self, p: dict[str, torch.Tensor], neutral: torch.Tensor | None = None) -> torch.Tensor:
         """Base level geometry alone; `neutral`: this identity's `neutral` face, when it is already known."""
-        B, V = p["alpha_exp"].shape[0], self.n_vertices
-        if neutral is None:
-            return self.mean + (p["alpha_id"] @ self.id_basis + p["alpha_exp"] @ self.exp_basis).view(B, V, 3)
-        return neutral + (p["alpha_exp"] @ self.exp_basis).view(B, V, 3)
+        neutral = self.neutral(p["alpha_id"]) if neutral is None else neutral
+        return neutral + (p["alpha_exp"] @ self.exp_basis).view(p["alpha_exp"].shape[0], self.n_vertices, 3)
 
     def neutral(self, alpha_id: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) the faces of these identities without expression: what stays while one person is
