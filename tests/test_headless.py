@@ -207,13 +207,30 @@ def test_landmark_stage_starts_just_in_time(weights: Path, model_file: Path, sha
             ages.append(time.monotonic() - item[1])
             assert item[2] is not None and item[2].faces
             time.sleep(0.15)  # inference
+        lead, seen = stage.lead, sightings
+        stop.set()
+        feeder.join(2)
+        # The capture pauses (a slow camera): a frame that comes later goes through at once, not after a lead.
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            outbox.take()
+            time.sleep(0.002)
+        k = 10_000
+        sent = time.monotonic()
+        inbox.put((dataclasses.replace(clip[0], timestamp=k / 100, index=k), sent))
+        item = None
+        while item is None and time.monotonic() < sent + 5:
+            item = outbox.take()
+            time.sleep(0.001)
+        late = time.monotonic() - sent
     finally:
         stop.set()
         stage.stop()
         feeder.join(2)
-    assert stage.lead > 0.05
+    assert lead > 0.05
     assert float(np.median(ages[-10:])) < 0.1, ages
-    assert sightings <= len(ages) + 1
+    assert seen <= len(ages) + 1
+    assert item is not None and item[0].index == k and late < item[2].ms / 1e3 + 0.03, (late, item[2].ms)
 
 
 def test_mailbox_drops_stale_frames_or_waits_for_the_reader() -> None:

@@ -182,8 +182,6 @@ class LandmarkStage(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set():
-            if self.lead > 0 and self._halt.wait(self.lead):
-                return
             item = self.inbox.take()
             if item is None:
                 self._halt.wait(0.001)
@@ -204,6 +202,8 @@ class LandmarkStage(threading.Thread):
             # waited about 0: inference was idle, waiting for this one (by an unknown time): back off fast
             self.lead = max(0.0, self.lead + 0.5 * (waited - self.SLACK)) if waited > self.SLACK / 2 \
                 else self.lead / 2
+            if self.lead > 0 and self._halt.wait(self.lead):  # then the newest frame, looked for every 1 ms
+                return
 
 
 def record(rec: Recorder, frame: Frame, r: FrameResult) -> None:
