@@ -11,7 +11,8 @@ under-read for a head looking up or down, a firm one); a per-shape L2 on the exp
 shape without evidence; shapes that imitate a bigger one or that the landmarks barely see pay more). It
 runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, with the openings of lips and lids as a
 term of their own, then all, the primaries held. All Jacobians are analytic, on precomputed landmark rows
-of the bases, written into one transposed system (DenseFitter._data_terms): about 2.5 ms a frame on one core.
+of the bases, written into one transposed system (DenseFitter._data_terms) in single precision: about 2 ms a
+frame on one core.
 
 Identity is not re-guessed every frame. In a stream, the first frames calibrate the person from a separate solve
 with expressions held near zero (jawOpen and the blinks stay free: talking and blinking are not identity):
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy.linalg.blas import dsyrk as syrk
+from scipy.linalg.blas import dsyrk, ssyrk
 from scipy.linalg.lapack import dposv as posv
 
 from facetrack.model.correspondence import (
@@ -163,6 +164,16 @@ def _solve_upper(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.linalg.solve(np.triu(H) + np.triu(H, 1).T, g)
 
 
+def _gram(AT: np.ndarray, res: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The upper triangle of AT AT^T (one BLAS syrk; AT.T is Fortran-ordered, so no copy) and AT res, in
+    float64 whatever AT's precision. The fit writes its Jacobians in float32: that halves the memory traffic of
+    the two biggest products of a frame (the rotated bases and this one), and moves the fitted weights by
+    under 1e-5."""
+    syrk = ssyrk if AT.dtype == np.float32 else dsyrk
+    H = syrk(1.0, AT.T, trans=1).astype(np.float64, copy=False)
+    return H, (AT @ res.astype(AT.dtype, copy=False)).astype(np.float64, copy=False)
+
+
 def _rodrigues(w: np.ndarray) -> np.ndarray:
     """Rotation by the axis-angle vector w (scalar math: this runs several times a frame)."""
     x, y, z = float(w[0]), float(w[1]), float(w[2])
@@ -191,9 +202,11 @@ def basis_rows(R: np.ndarray, B: np.ndarray, u0: np.ndarray, u2: np.ndarray, v1:
                out_u: np.ndarray, out_v: np.ndarray) -> None:
     """The Jacobian rows (K, N) of the u and v residuals for a basis B (3, K, N) of model-frame displacements under
     rotation R, written into out_u and out_v: the basis rotated in one product, times the projection's nonzero
-    entries per point (u row (u0, 0, u2), v row (0, v1, v2); see DenseFitter._project), weights included."""
+    entries per point (u row (u0, 0, u2), v row (0, v1, v2); see DenseFitter._project), weights included.
+    Computed in B's precision."""
     K, N = B.shape[1:]
-    RB = (R @ B.reshape(3, -1)).reshape(3, K, N)
+    u0, u2, v1, v2 = (np.asarray(c, B.dtype) for c in (u0, u2, v1, v2))
+    RB = (R.astype(B.dtype) @ B.reshape(3, -1)).reshape(3, K, N)
     np.multiply(RB[0], u0, out=out_u)
     out_u += np.multiply(RB[2], u2, out=RB[0])
     np.multiply(RB[1], v1, out=out_v)
@@ -255,18 +268,21 @@ class DenseFitter:
 
         self.mean = M @ model.mean.numpy().astype(np.float64)
         self.id_rows = rows(model.id_basis.numpy().astype(np.float64))
-        self.id_3kn = np.ascontiguousarray(self.id_rows.transpose(2, 0, 1))  # (3, K, N), as exp_3kn
+        self.id_3kn = np.ascontiguousarray(self.id_rows.transpose(2, 0, 1), np.float32)  # (3, K, N), as exp_3kn
         self.exp_rows = rows(model.exp_basis.numpy().astype(np.float64))
         self.exp_flat = np.ascontiguousarray(self.exp_rows.transpose(1, 2, 0)).reshape(-1, len(self.exp_rows))
-        self.exp_3kn = np.ascontiguousarray(self.exp_rows.transpose(2, 0, 1))  # (3, K, N): rotated in one product
+        # (3, K, N), float32 (see _gram): rotated in one product
+        self.exp_3kn = np.ascontiguousarray(self.exp_rows.transpose(2, 0, 1), np.float32)
         self._all_shapes = np.arange(self.exp_rows.shape[0])
         geo = model.geo_corrective
         self.geo_rows = rows(geo.basis.detach().numpy().astype(np.float64)) if isinstance(geo, LinearCorrective) \
             else None
         # the lid margins and the inner lips: their openings are the expressions' (eyeBlink, jawOpen) alone
         self.openings = np.concatenate([EYELIDS.ravel(), INNER_LIPS.ravel()])
-        if self.geo_rows is not None:
-            self.geo_opening_rows = self.geo_rows[:, self.openings].reshape(len(self.geo_rows), -1)
+        if self.geo_rows is not None:  # the fit's: without the openings, float32 (a product every frame)
+            fit_rows = self.geo_rows.copy()
+            fit_rows[:, self.openings] = 0.0
+            self.geo_fit_flat = fit_rows.reshape(len(fit_rows), -1).astype(np.float32)
         self.id_sigma = model.id_sigma.numpy().astype(np.float64)
         self.weights = landmark_weights(self.cfg, len(corr.tri))
         self.sqrt_weights = np.sqrt(self.weights)
@@ -301,24 +317,29 @@ class DenseFitter:
             self.state = FitState()
 
     # -- the model at the landmarks ---------------------------------------------------------------------
-    def _static(self, identity: np.ndarray, delta_g: np.ndarray) -> np.ndarray:
-        """The landmark points of the identity and geometry correctives (N, 3). The identity's share changes
-        only on keyframes: kept from the last call while the identity is the same."""
+    def _identity_points(self, identity: np.ndarray) -> np.ndarray:
+        """The landmark points of the identity (N, 3). It changes only on keyframes: kept from the last call while
+        the identity is the same."""
         n = len(self.mean)  # (K,) @ (K, N*3): BLAS, several times faster than the einsum
         if self._person is None or not np.array_equal(self._person[0], identity):
             self._person = (identity.copy(), self.mean + (identity @ self.id_rows.reshape(len(identity), 3 * n))
                             .reshape(n, 3))
+        return self._person[1]
+
+    def _static(self, identity: np.ndarray, delta_g: np.ndarray) -> np.ndarray:
+        """The landmark points of the identity and geometry correctives (N, 3)."""
+        s = self._identity_points(identity)
         if self.geo_rows is None:
-            return self._person[1].copy()  # the callers change what they get
-        return self._person[1] + (delta_g @ self.geo_rows.reshape(len(delta_g), 3 * n)).reshape(n, 3)
+            return s.copy()  # the callers change what they get
+        return s + (delta_g @ self.geo_rows.reshape(len(delta_g), -1)).reshape(-1, 3)
 
     def _fit_static(self, identity: np.ndarray, delta_g: np.ndarray) -> np.ndarray:
         """The fit's model of the landmark points before expressions and pose (N, 3): the identity, the encoder's
         geometry correctives except at the lid margins and inner lips (their openings are the expressions'; see
         the module's docstring) and this person's resting offsets."""
-        s = self._static(identity, delta_g)
-        if self.geo_rows is not None:
-            s[self.openings] -= (delta_g @ self.geo_opening_rows).reshape(-1, 3)
+        s = self._identity_points(identity)
+        s = s.copy() if self.geo_rows is None else \
+            s + (delta_g.astype(np.float32) @ self.geo_fit_flat).reshape(-1, 3)
         return s if self.state.bias is None else s + self.state.bias
 
     def _points(self, s: np.ndarray, a: np.ndarray, R: np.ndarray, t: np.ndarray, jacobian: bool = True
@@ -370,7 +391,7 @@ class DenseFitter:
         bases rotated in one product; each row is contiguous."""
         sw, focal = self.sqrt_weights, self.camera.focal
         N, K, n_pairs = len(m), E.shape[1], len(pairs)
-        AT = np.empty((6 + K, 2 * N + 2 * n_pairs))
+        AT = np.empty((6 + K, 2 * N + 2 * n_pairs), E.dtype)
         res = np.empty(AT.shape[1])
         Ju, Jv = AT[:, :N], AT[:, N : 2 * N]
         Rm = m @ R.T
@@ -408,8 +429,7 @@ class DenseFitter:
             su *= self.pair_scale
             sv *= self.pair_scale
             res[2 * N :] *= self.pair_weight_uv
-        H = syrk(1.0, AT.T, trans=1)  # upper triangle of AT AT^T (AT.T is Fortran-ordered: no copy)
-        g = AT @ res
+        H, g = _gram(AT, res)
         # Relative depth about the mean, against MediaPipe's: evidence for the rotation only (a translation moves
         # all depths alike, which the mean removes; as evidence for the expressions it read them worse). Its
         # derivative under the rotation increment is (-y, x, 0) of the rotated points, centred, at the fixed scale
@@ -579,11 +599,11 @@ class DenseFitter:
         evidence too: no change on videos, synthetic faces or photos). Built transposed, as in _iterate."""
         sw = np.sqrt(self.identity_weights)
         N = len(uv)
-        JT = np.empty((len(identity), 2 * N))
+        JT = np.empty((len(identity), 2 * N), self.id_3kn.dtype)
         basis_rows(R, self.id_3kn, Jp[:, 0, 0] * sw, Jp[:, 0, 2] * sw, Jp[:, 1, 1] * sw, Jp[:, 1, 2] * sw,
                    JT[:, :N], JT[:, N:])
         r = ((obs - uv) * sw[:, None]).T.ravel()
-        return syrk(1.0, JT.T, trans=1), JT @ (r + identity @ JT)
+        return _gram(JT, r + identity @ JT)
 
     def _lid_opening_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows C (pairs, K) and targets d such that C @ identity = d holds each eyelid pair's vertical opening
