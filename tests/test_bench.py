@@ -11,12 +11,20 @@ import pytest
 import torch
 
 from facetrack.cli import main
-from facetrack.evaluation.bench import time_ms
+from facetrack.evaluation.bench import time_ms, time_paired
 
 
 def test_time_ms_measures_wall_time() -> None:
     ms = time_ms(lambda: time.sleep(0.02), min_runs=3, min_seconds=0.0, warmup=0)
     assert 20 <= ms < 200
+
+
+def test_time_paired_alternates_with_the_reference() -> None:
+    """Each pair holds the function's time and the reference's, timed next to each other."""
+    pairs = time_paired(lambda: time.sleep(0.01), pairs=3, runs=2)
+    assert len(pairs) == 3
+    for ms, ref in pairs:
+        assert 10 <= ms < 100 and ref > 0
 
 
 def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path,
@@ -34,7 +42,14 @@ def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir:
     assert encoders == {(b, n) for b in expected for n in (1, 32)}
     for r in doc["rows"]:
         assert r["ms_per_frame"] > 0 and r["hz"] == pytest.approx(1e3 / r["ms_per_frame"])
-        assert r["ratio_to_reference"] == pytest.approx(r["ms_per_frame"] / doc["reference"]["ms"])
+        if "paired_ratios" in r:  # timed in turn with the reference: the median of the pairs' ratios
+            assert r["ratio_to_reference"] == pytest.approx(float(np.median(r["paired_ratios"])))
+            assert len(r["paired_ratios"]) == len(r["paired_reference_ms"]) >= 3
+            assert min(r["paired_reference_ms"]) > 0
+        else:
+            assert r["ratio_to_reference"] == pytest.approx(r["ms_per_frame"] / doc["reference"]["ms"])
+    paired = {r["part"].split(",")[0].split(" (")[0] for r in doc["rows"] if "paired_ratios" in r}
+    assert {"end to end", "end to end with VMC streaming on"} <= paired
     end = [r for r in doc["rows"] if r["part"].startswith("end to end, run")]
     assert len(end) == 1 and "8 frames" in end[0]["part"] and set(end[0]["stages_ms"]) == {
         "detect_landmarks", "encoder", "fit", "model"}
@@ -55,6 +70,8 @@ def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir:
     if "MediaPipe" in doc["front_end"]:  # the fit on the clip's frames after calibration (d0: 78 - 40 of them)
         fit = [r for r in doc["rows"] if r["part"].startswith("per-frame fit")]
         assert len(fit) == 1 and "38 stream frames" in fit[0]["part"] and fit[0]["iterations"] >= 1
+        assert {"per-frame fit", "MediaPipe face landmarker"} <= paired
+        assert "rows marked * give the median ratio" in out.with_suffix(".md").read_text()
     printed = capsys.readouterr().out
     assert "| encoder | onnxruntime-cpu | 32 |" in printed
     assert out.with_suffix(".md").read_text().startswith("# facetrack bench")

@@ -6,13 +6,17 @@ frame: what the tracker's model stage does (both levels, shading, point-based ph
 rasterizer, and nvdiffrast with CUDA. End to end: the app's headless pipeline on a video.
 
 Timings on shared machines drift, so every run also times a fixed reference, a plain ResNet-18 forward
-on a 240x240 image at batch 1 (torch, CPU), and reports each figure as a ratio to it as well.
+on a 240x240 image at batch 1 (torch, CPU), and reports each figure as a ratio to it as well. The rows with
+targets (MediaPipe, the fit, end to end) are timed in turn with the reference, pair by pair, and give the
+median of the pairs' ratios: on a busy machine the reference alone ranged 34-85 ms within one run, and a ratio
+of two figures timed minutes apart moved by a third from run to run.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import statistics
 import time
@@ -59,24 +63,68 @@ def time_ms(fn: Callable[[], object], min_runs: int = 5, min_seconds: float = 1.
     return statistics.median(times)
 
 
-def _row(part: str, backend: str, batch: int, ms: float, ref: float, **extra) -> dict:
-    """One table row: milliseconds per frame, Hz, and the ratio to the reference."""
-    return {"part": part, "backend": backend, "batch": batch, "ms_per_frame": ms, "hz": 1e3 / ms,
-            "ratio_to_reference": ms / ref, **extra}
+def _row(part: str, backend: str, batch: int, ms: float, ref: float, pairs: list[tuple[float, float]] | None = None,
+         **extra) -> dict:
+    """One table row: milliseconds per frame, Hz, and the ratio to the reference; with `pairs` (this row's ms,
+    the reference's ms, timed in turn) the median of their ratios."""
+    row = {"part": part, "backend": backend, "batch": batch, "ms_per_frame": ms, "hz": 1e3 / ms,
+           "ratio_to_reference": ms / ref}
+    if pairs:
+        row["paired_ratios"] = [a / b for a, b in pairs]
+        row["paired_reference_ms"] = [b for _, b in pairs]
+        row["ratio_to_reference"] = float(np.median(row["paired_ratios"]))
+    return {**row, **extra}
 
 
 def _crops(batch: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (batch, CROP_SIZE, CROP_SIZE, 3), dtype=np.uint8)
 
 
-def reference_ms(device: str = "cpu") -> float:
-    """The fixed yardstick: ResNet-18 (this package's, random weights) on one 240x240 image."""
+@functools.cache
+def reference_forward(device: str = "cpu") -> Callable[[], None]:
+    """The fixed yardstick: ResNet-18 (this package's, random weights) on one 240x240 image; one forward a call."""
     torch.manual_seed(0)
     net = Encoder(ParamLayout(), "resnet18").to(device).eval()
     x = torch.rand(1, 3, CROP_SIZE, CROP_SIZE, device=device)
-    sync = torch.cuda.synchronize if device == "cuda" else None
-    with torch.inference_mode():
-        return time_ms(lambda: net(x), sync=sync)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            net(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return forward
+
+
+def reference_ms(device: str = "cpu") -> float:
+    return time_ms(reference_forward(device))
+
+
+def reference_sample(runs: int = 5) -> float:
+    """The CPU reference now: the median of a few forwards (a pair's second half)."""
+    forward = reference_forward("cpu")
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        forward()
+        times.append(1e3 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+PAIRS = 11
+
+
+def time_paired(fn: Callable[[], object], pairs: int = PAIRS, runs: int = 5) -> list[tuple[float, float]]:
+    """fn and the CPU reference in turn, `pairs` times (fn first in every other pair, so that a trend in the
+    machine's speed favours neither): per pair, fn's median ms over `runs` calls and the reference's median."""
+    fn()
+    reference_sample(1)
+    out = []
+    for k in range(pairs):
+        ref = reference_sample(3) if k % 2 else None
+        ms = time_ms(fn, min_runs=runs, min_seconds=0.0, warmup=0)
+        out.append((ms, ref if ref is not None else reference_sample(3)))
+    return out
 
 
 def encoder_backends(tracker: Tracker) -> dict[str, Callable[[np.ndarray], object]]:
@@ -204,8 +252,9 @@ def bench_front_end(tracker: Tracker, video: Path, ref: float) -> list[dict]:
     if r is None:
         return []
     stamps = iter(range(1, 10**6))
+    pairs = time_paired(lambda: tracker.dense(frame.rgb, next(stamps) / 30))
     rows = [_row("MediaPipe face landmarker (478 points, pose matrix)", "mediapipe-cpu", 1,
-                 time_ms(lambda: tracker.dense(frame.rgb, next(stamps) / 30)), ref)]
+                 float(np.median([ms for ms, _ in pairs])), ref, pairs)]
     if tracker.fitter is not None:
         rows += bench_fit(tracker, video, ref)
     rows += bench_appearance(tracker, r.x, r.face.crop, ref)
@@ -243,10 +292,10 @@ def bench_fit(tracker: Tracker, video: Path, ref: float) -> list[dict]:
         for args in stretch:
             iterations.append(fitter(*args)[1].iterations)
 
-    ms = time_ms(run, min_runs=5, min_seconds=1.0) / len(stretch)
+    pairs = [(ms / len(stretch), r) for ms, r in time_paired(run, runs=3)]
     return [_row(f"per-frame fit (pose + 53 expressions, Gauss-Newton), {len(stretch)} stream frames of "
-                 f"{video.name} after calibration", "numpy-cpu", 1, ms, ref,
-                 iterations=float(np.mean(iterations)))]
+                 f"{video.name} after calibration", "numpy-cpu", 1, float(np.median([ms for ms, _ in pairs])),
+                 ref, pairs, iterations=float(np.mean(iterations)))]
 
 
 def bench_appearance(tracker: Tracker, x: np.ndarray, crop: np.ndarray, ref: float) -> list[dict]:
@@ -280,10 +329,12 @@ def bench_pipeline(tracker: Tracker, video: Path, frames: int, ref: float) -> li
     pipeline = Pipeline(tracker)
     pipeline.reset()
     fig = run_headless(pipeline, open_source(str(video)), None, frames, quiet=True)
-    streaming = bench_streaming(pipeline, video, frames, ref, 1e3 / fig["fps"])
+    streaming = bench_streaming(pipeline, video, frames, ref, (1e3 / fig["fps"], reference_sample()))
     off = streaming["streaming_off_runs_ms"]  # this run and the streaming row's other runs without streaming
     rows = [_row(f"end to end, run --no-gui, on {video.name} ({fig['frames']} frames, median of {len(off)} runs)",
-                 fig["backend"], 1, float(np.median(off)), ref, stages_ms=fig["ms_per_frame"], runs_ms=off),
+                 fig["backend"], 1, float(np.median(off)), ref, list(zip(off, streaming["streaming_off_reference_ms"],
+                                                                          strict=True)),
+                 stages_ms=fig["ms_per_frame"], runs_ms=off),
             streaming]
     here = landmark_thread_pays(tracker)
     for staged in (False, True) if tracker.can_look_ahead else (False,):
@@ -299,10 +350,12 @@ def bench_pipeline(tracker: Tracker, video: Path, frames: int, ref: float) -> li
     return rows
 
 
-def bench_streaming(pipeline, video: Path, frames: int, ref: float, off_ms: float, pairs: int = 3) -> dict:
+def bench_streaming(pipeline, video: Path, frames: int, ref: float, first_off: tuple[float, float], pairs: int = 3
+                    ) -> dict:
     """`run --no-gui --vmc` to a local UDP port nobody reads (the kernel drops what overflows) against the
     same run without streaming, in turn (off, on, off, on, ...), so that drift in the machine's speed hits
-    both alike; the ratio is the median of the pairs' ratios."""
+    both alike; the ratio is the median of the pairs' ratios. `first_off`: the first run without streaming, ms per
+    frame, and the reference timed right after it, as after every run here."""
     import socket
 
     from facetrack.io.sources import open_source
@@ -312,23 +365,26 @@ def bench_streaming(pipeline, video: Path, frames: int, ref: float, off_ms: floa
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     target = StreamTarget("vmc", "127.0.0.1", sink.getsockname()[1])
-    on, off, sent = [], [off_ms], 0
+    on, off, sent = [], [first_off[0]], 0
+    on_ref, off_ref = [], [first_off[1]]
     try:
         for k in range(pairs):
             pipeline.reset()
             streamer = Streamer(target, pipeline.model.exp_names)
             fig = run_headless(pipeline, open_source(str(video)), None, frames, quiet=True, streamer=streamer)
             on.append(1e3 / fig["fps"])
+            on_ref.append(reference_sample())
             sent += fig["stream"]["bundles"]
             if k < pairs - 1:
                 pipeline.reset()
                 off.append(1e3 / run_headless(pipeline, open_source(str(video)), None, frames, quiet=True)["fps"])
+                off_ref.append(reference_sample())
     finally:
         sink.close()
     ratios = [a / b for a, b in zip(on, off, strict=True)]
     return _row(f"end to end with VMC streaming on, on {video.name} ({frames} frames, {pairs} runs)",
-                pipeline.tracker.backend.name, 1, float(np.median(on)), ref, streaming_off_ms=float(np.median(off)),
-                streaming_off_runs_ms=off,
+                pipeline.tracker.backend.name, 1, float(np.median(on)), ref, list(zip(on, on_ref, strict=True)),
+                streaming_off_ms=float(np.median(off)), streaming_off_runs_ms=off, streaming_off_reference_ms=off_ref,
                 ratio_to_streaming_off=float(np.median(ratios)), ratios=ratios, bundles_sent=sent)
 
 
@@ -427,8 +483,9 @@ def run_bench(tracker: Tracker, video: Path | None, frames: int = 150) -> dict:
         rows += group(refs[0])
         refs.append(reference_ms("cpu"))
     ref = statistics.median(refs)
-    for r in rows:  # the groups saw the first sample: their ratios move to the median
-        r["ratio_to_reference"] = r["ms_per_frame"] / ref
+    for r in rows:  # the groups saw the first sample: their ratios move to the median (paired rows keep theirs)
+        if "paired_ratios" not in r:
+            r["ratio_to_reference"] = r["ms_per_frame"] / ref
         if "latency_ratio_to_reference" in r:
             r["latency_ratio_to_reference"] = r["latency_ms"]["median"] / ref
     doc = {"machine": machine(), "front_end": tracker.front_end,
@@ -444,10 +501,12 @@ def table(doc: dict) -> str:
     """The rows as a Markdown table."""
     lines = [f"reference: {doc['reference']['what']}: {doc['reference']['ms']:.2f} ms",
              f"front end: {doc.get('front_end', '-')}", "",
+             "x reference: the row's median ms over the reference's; rows marked * give the median ratio of "
+             "pairs timed in turn with the reference", "",
              "| part | backend | batch | ms per frame | Hz | x reference |", "| --- | --- | --- | --- | --- | --- |"]
     for r in doc["rows"]:
         lines.append(f"| {r['part']} | {r['backend']} | {r['batch']} | {r['ms_per_frame']:.2f} | {r['hz']:.0f} | "
-                     f"{r['ratio_to_reference']:.3f} |")
+                     f"{r['ratio_to_reference']:.3f}{' *' if 'paired_ratios' in r else ''} |")
     for r in doc["rows"]:
         if "stages_ms" in r:
             lines += ["", f"{r['part']}, ms per frame by stage: "
