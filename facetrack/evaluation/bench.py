@@ -8,7 +8,7 @@ rasterizer, and nvdiffrast with CUDA. End to end: the app's headless pipeline on
 Timings on shared machines drift, so every run also times a fixed reference, a plain ResNet-18 forward
 on a 240x240 image at batch 1 (torch, CPU), and reports each figure as a ratio to it as well. The rows with
 targets (MediaPipe, the fit, end to end) are timed in turn with the reference, pair by pair, and give the
-median of the pairs' ratios: on a busy machine the reference alone ranged 34-85 ms within one run, and a ratio
+median of the pairs' ratios: on a busy machine the reference alone ranged 36-85 ms within one run, and a ratio
 of two figures timed minutes apart moved by a third from run to run.
 """
 
