@@ -122,9 +122,11 @@ def _stream_target(args: argparse.Namespace):
 
     if args.vmc and args.osc:
         raise FacetrackError("choose one stream: --vmc or --osc")
+    if args.neutral and not (args.vmc or args.osc):
+        raise FacetrackError("--neutral takes the neutral face of a stream: add --vmc or --osc")
     if args.vmc:
-        return StreamTarget.parse("vmc", args.vmc)
-    return StreamTarget.parse("osc", args.osc) if args.osc else None
+        return StreamTarget.parse("vmc", args.vmc, args.neutral)
+    return StreamTarget.parse("osc", args.osc, args.neutral) if args.osc else None
 
 
 def _play(args: argparse.Namespace) -> None:
@@ -356,6 +358,9 @@ def _add_stream_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vmc", nargs="?", const="127.0.0.1:39539", metavar="HOST:PORT",
                    help="stream to a VMC receiver (VSeeFace, VNyan, Warudo; default 127.0.0.1:39539)")
     p.add_argument("--osc", metavar="HOST:PORT", help="stream plain OSC (README: Streaming, for the addresses)")
+    p.add_argument("--neutral", type=positive_float, default=0.0, metavar="SECONDS",
+                   help="the stream's neutral face from its first SECONDS of tracked frames: then each expression "
+                        "reads 0 where it rested (an avatar's eyes open at rest; README: Streaming)")
 
 
 def build_parser() -> argparse.ArgumentParser:

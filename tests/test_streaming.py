@@ -84,9 +84,10 @@ def test_osc_layout_through_the_cli(model_file: Path, weights: Path, shared_dir:
 
     n = 12
     assert main(["run", "--no-gui", "--source", str(shared_dir / "videos" / "liveportrait_d0.mp4"), "--max-frames",
-                 str(n), "--osc", f"127.0.0.1:{receiver.port}", "--model", str(model_file), "--landmarker",
-                 str(landmarker)]) == 0
-    assert f"streamed {n} frames" in capsys.readouterr().out
+                 str(n), "--osc", f"127.0.0.1:{receiver.port}", "--neutral", "0.2", "--model", str(model_file),
+                 "--landmarker", str(landmarker)]) == 0
+    out = capsys.readouterr().out
+    assert f"streamed {n} frames" in out and "the stream's neutral face is set" in out  # 12 frames are 0.44 s
     assert len(receiver.wait_for("/facetrack/blend/jawOpen", n)) == n
     assert len([a for a in receiver.got if a.startswith("/facetrack/blend/")]) == 53
     rot = receiver.wait_for("/facetrack/head/rotation", n)
@@ -128,8 +129,64 @@ def test_cli_rejects_two_streams_and_bad_ports(capsys) -> None:
 
     assert main(["run", "--no-gui", "--vmc", "a:1", "--osc", "b:2"]) == 2
     assert main(["run", "--no-gui", "--vmc", "localhost:99999"]) == 2
+    assert main(["run", "--no-gui", "--neutral", "2"]) == 2
     err = capsys.readouterr().err
-    assert "choose one stream" in err and "port must be" in err
+    assert "choose one stream" in err and "port must be" in err and "--neutral takes the neutral face" in err
+    assert StreamTarget.parse("osc", ":9000", 1.5).neutral_s == 1.5
+
+
+def test_stream_neutral_rests_at_zero() -> None:
+    """The resting weights, the median over the first seconds of tracked frames, read 0 afterwards and 1 stays 1;
+    frames of a lost face do not count; until it is set the weights go out as they are."""
+    from facetrack.io.streaming import MAX_NEUTRAL, StreamNeutral
+
+    rng = np.random.default_rng(0)
+    rest = np.array([0.5, 0.05, 0.0, 0.97])  # narrow eyes, a slightly open mouth, nothing, a shape stuck high
+    neutral = StreamNeutral(1.0)
+    for k in range(31):  # 1.2 s at 25 FPS, a lost face in the middle
+        t, present = k / 25, k != 10
+        v = np.clip(rest + rng.normal(0, 0.02, 4), 0, 1) if present else np.ones(4)
+        out = neutral(t, present, v)
+        if neutral.values is None or k == 25:  # raw until the frame that completes the second
+            assert out is v
+    assert neutral.values == pytest.approx([0.5, 0.05, 0.0, MAX_NEUTRAL], abs=0.02)
+    assert neutral(2.0, True, rest.copy()) == pytest.approx([0, 0, 0, 0.7], abs=0.05)
+    assert neutral(2.0, True, np.ones(4)) == pytest.approx(np.ones(4))
+    assert neutral(2.0, True, np.array([0.75, 0.525, 0.4, 0.0]))[:3] == pytest.approx([0.5, 0.5, 0.4], abs=0.03)
+
+
+def test_streamer_takes_the_neutral_face_when_asked(face) -> None:
+    """--neutral at the start, and calibrate() at any time (the window's N): the bundles' eyeBlink reads the
+    resting lids as 0 once the seconds have passed, and a new neutral face replaces the old one."""
+    from pythonosc.osc_bundle import OscBundle
+
+    from facetrack.io.streaming import Streamer, StreamFrame
+
+    names = [str(n) for n in face.exp_names]
+    blink = names.index("eyeBlink_L")
+
+    def frame(t: float, value: float) -> StreamFrame:
+        exp = np.zeros(53, np.float32)
+        exp[blink] = value
+        return StreamFrame(t, True, exp, np.eye(3), np.zeros(3), np.array([0.0, 0.0, -110.0]))
+
+    def sent(st: Streamer, f: StreamFrame) -> float:
+        return {m.address + m.params[0]: m.params[1] for m in OscBundle(st._bundle(f)[0].dgram)
+                if m.address == "/VMC/Ext/Blend/Val"}["/VMC/Ext/Blend/ValEyeBlinkLeft"]
+
+    st = Streamer(StreamTarget("vmc", "127.0.0.1", 9, neutral_s=0.5), names)
+    try:
+        assert [sent(st, frame(k / 10, 0.4)) for k in range(5)] == pytest.approx([0.4] * 5)  # as they are
+        assert sent(st, frame(0.5, 0.4)) == pytest.approx(0.4) and "neutral face set" in st.status()
+        assert sent(st, frame(0.6, 0.4)) == pytest.approx(0.0, abs=1e-6)  # resting eyes: open
+        assert sent(st, frame(0.7, 1.0)) == pytest.approx(1.0)  # a blink still closes them
+        st.calibrate(0.2)  # another person, or the same one resting differently
+        assert sent(st, frame(0.8, 0.1)) == pytest.approx(0.1) and "taking the neutral face" in st.status()
+        sent(st, frame(1.05, 0.1))  # 0.25 s after the first: set
+        assert sent(st, frame(1.1, 0.1)) == pytest.approx(0.0, abs=1e-6)
+        assert sent(st, frame(1.2, 0.4)) == pytest.approx(0.3 / 0.9, abs=1e-6)
+    finally:
+        st.close()
 
 
 # -- exports ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from facetrack.app.threads import CaptureThread, InferenceThread, LatestFrame
 from facetrack.app.viewport import MODES, Viewport
 from facetrack.errors import FacetrackError
 from facetrack.io.sources import Source
-from facetrack.io.streaming import VMC_PORT, Streamer, StreamTarget
+from facetrack.io.streaming import NEUTRAL_SECONDS, VMC_PORT, Streamer, StreamTarget
 from facetrack.render.reconstruction import Needs
 from facetrack.track.pipeline import HOLD_FRAMES, LandmarkStage, Pipeline, landmark_thread_pays
 
@@ -96,6 +96,8 @@ class MainWindow(QMainWindow):
         stream = self.menuBar().addMenu("&Stream")
         self.stream_action = self._action(stream, f"Start streaming ({self.stream_target})", "S", self.toggle_streaming)
         bar.addAction(self.stream_action)
+        self._action(stream, f"Take the avatar's neutral face ({NEUTRAL_SECONDS:.0f} s: rest your face)", "N",
+                     self.take_neutral)
 
     def _action(self, menu, text: str, key: str, slot) -> QAction:
         a = QAction(text, self)
@@ -231,6 +233,15 @@ class MainWindow(QMainWindow):
         else:
             self.inference.stop_streaming()
             self.stream_action.setText(f"Start streaming ({self.stream_target})")
+
+    def take_neutral(self) -> None:
+        """The stream's neutral face from the next seconds of tracking (io.streaming.StreamNeutral); the status
+        line says when it is set."""
+        streamer = self.inference.streamer if self.inference else None
+        if streamer is None:
+            self.show_error("start streaming first: the neutral face is the stream's")
+            return
+        streamer.calibrate()
 
     def toggle_recording(self) -> None:
         if self.inference is None or self.opened is None or self.record_action is None:

@@ -16,6 +16,8 @@ OSC (`--osc HOST:PORT`), per frame:
     /facetrack/time f, /facetrack/face i, /facetrack/head/rotation f f f (pitch, yaw, roll in degrees),
     /facetrack/head/quaternion f f f f (w x y z, head frame to camera), /facetrack/head/position f f f (cm,
     camera frame), /facetrack/blend/<ICT name> f for all 53 expressions.
+Either stream can take the avatar's neutral face from the person (`--neutral SECONDS`, or the window's Stream
+menu at any time; StreamNeutral): afterwards each expression's resting value reads 0.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from facetrack.io.recording import matrix_to_quaternion
 
 VMC_PORT = 39539
 PROTOCOLS = ("vmc", "osc")
+NEUTRAL_SECONDS = 2.0  # the window's "calibrate the neutral face" looks at the face this long
+MAX_NEUTRAL = 0.9  # a shape resting higher than this keeps a tenth of its range
+NEUTRAL_TAKING, NEUTRAL_SET = "taking the neutral face: rest your face", "neutral face set"
 MIRROR_X = np.diag([-1.0, 1.0, 1.0])  # the person's left (camera +x) is the avatar's left (Unity -x)
 
 
@@ -46,9 +51,10 @@ class StreamTarget:
     protocol: str  # "vmc" or "osc"
     host: str
     port: int
+    neutral_s: float = 0.0  # > 0: the stream's neutral face from its first this many seconds (StreamNeutral)
 
     @classmethod
-    def parse(cls, protocol: str, text: str) -> StreamTarget:
+    def parse(cls, protocol: str, text: str, neutral_s: float = 0.0) -> StreamTarget:
         """`HOST:PORT`, `:PORT` or `HOST` (the VMC port by default); a one-line error otherwise."""
         if protocol not in PROTOCOLS:
             raise FacetrackError(f"unknown stream protocol {protocol!r} (use one of {', '.join(PROTOCOLS)})")
@@ -59,10 +65,41 @@ class StreamTarget:
             number = -1
         if not 0 < number < 65536:
             raise FacetrackError(f"--{protocol} {text}: the port must be a number from 1 to 65535")
-        return cls(protocol, host or "127.0.0.1", number)
+        return cls(protocol, host or "127.0.0.1", number, neutral_s)
 
     def __str__(self) -> str:
         return f"{self.protocol.upper()} -> {self.host}:{self.port}"
+
+
+class StreamNeutral:
+    """The avatar's neutral face, taken from the person: the per-shape median of the expressions over `seconds`
+    of tracked frames (stream time, from the first), after which each weight is rescaled so that its resting
+    value reads 0 and 1 still reads 1. Until then the weights go out as they are. Streams only, on request.
+
+    Why: the tracker's own calibration lets identity absorb a person's resting face, so a neutral face reads
+    near-zero expressions, except the eyes: each person's resting lid opening stays in eyeBlink so that it reads
+    eye closure alike across people (narrow or heavy-lidded eyes rest at eyeBlink 0.2-0.7; README: Results).
+    An avatar wants its eyes open at rest, and a user may rest with a slight smile or raised brows too."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.values: np.ndarray | None = None  # the resting weights, once taken
+        self._start: float | None = None
+        self._samples: list[np.ndarray] = []
+
+    def __call__(self, t: float, present: bool, expressions: np.ndarray) -> np.ndarray:
+        if self.values is not None:
+            return np.clip((expressions - self.values) / (1.0 - self.values), 0.0, 1.0)
+        if present:  # a lost face (its last values held) says nothing about the resting face
+            self._start = t if self._start is None else self._start
+            self._samples.append(np.asarray(expressions, np.float64))
+            if t - self._start >= self.seconds:
+                self.values = np.clip(np.median(self._samples, axis=0), 0.0, MAX_NEUTRAL)
+                self._samples = []
+        return expressions
+
+    def status(self) -> str:
+        return NEUTRAL_SET if self.values is not None else NEUTRAL_TAKING
 
 
 @dataclass
@@ -126,6 +163,9 @@ class Streamer:
         except OSError as e:  # an unknown host name
             raise FacetrackError(f"cannot stream to {target.host}:{target.port}: {e.strerror or e}") from None
         self._queue: queue.Queue[StreamFrame | None] = queue.Queue(max_queue)
+        self.neutral = StreamNeutral(target.neutral_s) if target.neutral_s > 0 else None
+        self._neutral_asked = self._neutral_taken = 0  # calibrate() counts up; the thread follows
+        self._neutral_seconds = NEUTRAL_SECONDS
         self._origin: np.ndarray | None = None
         self._t0: float | None = None
         self.bundles = self.messages = self.errors = self.dropped = 0
@@ -142,6 +182,12 @@ class Streamer:
         except queue.Full:
             self.dropped += 1
 
+    def calibrate(self, seconds: float = NEUTRAL_SECONDS) -> None:
+        """Take the avatar's neutral face (StreamNeutral) and the head position's zero (VMC) anew, from the next
+        tracked frames. Called from another thread (the window): the stream's thread makes the change."""
+        self._neutral_seconds = seconds
+        self._neutral_asked += 1
+
     def close(self, timeout: float = 2.0) -> None:
         """Send what is queued, then stop the thread."""
         if self._thread.is_alive():
@@ -155,6 +201,10 @@ class Streamer:
 
     def status(self) -> str:
         s = f"{self.target} · {self.rate():.0f} msg/s"
+        if self._neutral_taken != self._neutral_asked:
+            s += f" · {NEUTRAL_TAKING}"  # asked; the stream's thread starts on its next frame
+        elif self.neutral is not None:
+            s += f" · {self.neutral.status()}"
         if self.errors:
             s += f" · {self.errors} send errors ({self.last_error})"
         return s
@@ -179,14 +229,18 @@ class Streamer:
     def _bundle(self, f: StreamFrame) -> tuple[_Bundle, int]:
         if self._t0 is None:
             self._t0 = f.timestamp
-        elements = self._vmc(f) if self.target.protocol == "vmc" else self._osc(f)
+        if self._neutral_taken != self._neutral_asked:
+            self._neutral_taken = self._neutral_asked
+            self.neutral, self._origin = StreamNeutral(self._neutral_seconds), None
+        exp = f.expressions if self.neutral is None else self.neutral(f.timestamp, f.present, f.expressions)
+        elements = self._vmc(f, exp) if self.target.protocol == "vmc" else self._osc(f, exp)
         return _Bundle(elements), len(elements)
 
     def _blend_elements(self, values: np.ndarray) -> list[bytes]:
         tails = np.asarray(values, ">f4").tobytes()
         return [h + tails[4 * k : 4 * k + 4] for k, h in enumerate(self._blends)]
 
-    def _vmc(self, f: StreamFrame) -> list[bytes]:
+    def _vmc(self, f: StreamFrame, exp: np.ndarray) -> list[bytes]:
         if self._origin is None and f.present:
             self._origin = f.translation_cm.copy()
         origin = self._origin if self._origin is not None else f.translation_cm
@@ -196,11 +250,11 @@ class Streamer:
         ok, t = self._head
         apply, bone = self._tail
         return [ok.encode(int(f.present)), t.encode(f.timestamp - self._t0),
-                *self._blend_elements(np.clip(f.expressions @ self._to_arkit, 0.0, 1.0)),
+                *self._blend_elements(np.clip(exp @ self._to_arkit, 0.0, 1.0)),
                 apply.encode(), bone.encode(px, py, pz, x, y, z, w)]
 
-    def _osc(self, f: StreamFrame) -> list[bytes]:
+    def _osc(self, f: StreamFrame, exp: np.ndarray) -> list[bytes]:
         t, face, rot, quat, pos = self._head
         return [t.encode(f.timestamp - self._t0), face.encode(int(f.present)), rot.encode(*f.rotation_deg),
                 quat.encode(*matrix_to_quaternion(f.head_rotation)), pos.encode(*f.translation_cm),
-                *self._blend_elements(f.expressions)]
+                *self._blend_elements(exp)]

@@ -267,13 +267,23 @@ def run_headless(pipeline: Pipeline, source: Source, record_to: Path | None, max
     picker = pipeline.tracker.picker
     figures["faces_policy"] = {"frames_with_other_faces": crowded, "switches": picker.switches,
                                "scene_cuts": picker.cuts}
+    neutral = streamer.neutral if streamer is not None else None
     if streamer is not None:
         figures["stream"] = {"bundles": streamer.bundles, "messages": streamer.messages, "errors": streamer.errors,
                              "dropped": streamer.dropped}
+        if neutral is not None:
+            figures["stream"]["neutral"] = None if neutral.values is None else dict(
+                zip(pipeline.model.exp_names, neutral.values.tolist(), strict=True))
     if not quiet:
         if streamer is not None:
             print(f"streamed {streamer.bundles} frames ({streamer.messages} messages) to {streamer.target}"
                   + (f", {streamer.errors} send errors" if streamer.errors else ""))
+        if neutral is not None and neutral.values is None:
+            print(f"the stream's neutral face was not set: under {neutral.seconds:g} s of tracked frames")
+        elif neutral is not None:
+            top = sorted(figures["stream"]["neutral"].items(), key=lambda kv: -kv[1])[:3]
+            print("the stream's neutral face is set; its highest resting weights, which read 0 from then on: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in top))
         if source.problems:
             print(f"{source.name}: {source.problems}")
         if crowded:
