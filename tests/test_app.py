@@ -127,22 +127,23 @@ def _packet(win, frame):
 
 
 def test_window_streams_and_shows_it(qtbot, pipeline: Pipeline, shared_dir: Path, receiver) -> None:
-    """S toggles a VMC stream to the target given at start; the status line names it with its rate."""
+    """S toggles a VMC stream to the target given at start; the status line names it with its rate. N asks the
+    stream for the avatar's neutral face (io.streaming.StreamNeutral; the stream then takes it from its next
+    frames: tests/test_streaming.py), and without a stream says to start one."""
     ensure_app()
     from facetrack.app.window import MainWindow
-    from facetrack.io.streaming import StreamTarget
+    from facetrack.io.streaming import NEUTRAL_TAKING, StreamTarget
 
     target = StreamTarget("vmc", "127.0.0.1", receiver.port)
-    win = MainWindow(pipeline, str(shared_dir / "videos" / "liveportrait_d14.mp4"), stream_to=target)  # 18 s
+    win = MainWindow(pipeline, str(shared_dir / "videos" / "liveportrait_d0.mp4"), stream_to=target)
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.frames >= 8 and "msg/s" in win.status.text(), timeout=60000)
     assert f"streaming VMC -> 127.0.0.1:{receiver.port}" in win.status.text()
     assert win.stream_action.text().startswith("Stop streaming")
     assert len(receiver.wait_for("/VMC/Ext/Bone/Pos", 5)) >= 5
-    win.take_neutral()  # N: the stream takes the avatar's neutral face from the next seconds, and says so
-    qtbot.waitUntil(lambda: "neutral face set" in win.status.text(), timeout=60000)
-    assert win.inference.streamer.neutral.values is not None
+    win.take_neutral()
+    assert NEUTRAL_TAKING in win.inference.streamer.status() and not win.banner.isVisible()
     win.toggle_streaming()
     assert win.inference.streamer is None and win.stream_action.text().startswith("Start streaming")
     win.take_neutral()

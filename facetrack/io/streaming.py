@@ -40,7 +40,7 @@ from facetrack.io.recording import matrix_to_quaternion
 
 VMC_PORT = 39539
 PROTOCOLS = ("vmc", "osc")
-NEUTRAL_SECONDS = 2.0  # the window's "calibrate the neutral face" looks at the face this long
+NEUTRAL_SECONDS = 2.0  # the window's N (take the neutral face) looks at the face this long
 MAX_NEUTRAL = 0.9  # a shape resting higher than this keeps a tenth of its range
 NEUTRAL_TAKING, NEUTRAL_SET = "taking the neutral face: rest your face", "neutral face set"
 MIRROR_X = np.diag([-1.0, 1.0, 1.0])  # the person's left (camera +x) is the avatar's left (Unity -x)
