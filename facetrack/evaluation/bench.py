@@ -102,13 +102,7 @@ def reference_ms(device: str = "cpu") -> float:
 
 def reference_sample(runs: int = 5) -> float:
     """The CPU reference now: the median of a few forwards (a pair's second half)."""
-    forward = reference_forward("cpu")
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        forward()
-        times.append(1e3 * (time.perf_counter() - t0))
-    return statistics.median(times)
+    return time_ms(reference_forward("cpu"), min_runs=runs, min_seconds=0.0, warmup=0)
 
 
 PAIRS = 11
@@ -121,9 +115,13 @@ def time_paired(fn: Callable[[], object], pairs: int = PAIRS, runs: int = 5) -> 
     reference_sample(1)
     out = []
     for k in range(pairs):
-        ref = reference_sample(3) if k % 2 else None
-        ms = time_ms(fn, min_runs=runs, min_seconds=0.0, warmup=0)
-        out.append((ms, ref if ref is not None else reference_sample(3)))
+        if k % 2:
+            ref = reference_sample(3)
+            ms = time_ms(fn, min_runs=runs, min_seconds=0.0, warmup=0)
+        else:
+            ms = time_ms(fn, min_runs=runs, min_seconds=0.0, warmup=0)
+            ref = reference_sample(3)
+        out.append((ms, ref))
     return out
 
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy.linalg.blas import dsyrk, ssyrk
+from scipy.linalg.blas import ssyrk
 from scipy.linalg.lapack import dposv as posv
 
 from facetrack.model.correspondence import (
@@ -165,13 +165,11 @@ def _solve_upper(H: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def _gram(AT: np.ndarray, res: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The upper triangle of AT AT^T (one BLAS syrk; AT.T is Fortran-ordered, so no copy) and AT res, in
-    float64 whatever AT's precision. The fit writes its Jacobians in float32: that halves the memory traffic of
-    the two biggest products of a frame (the rotated bases and this one), and moves the fitted weights by
-    under 1e-5."""
-    syrk = ssyrk if AT.dtype == np.float32 else dsyrk
-    H = syrk(1.0, AT.T, trans=1).astype(np.float64, copy=False)
-    return H, (AT @ res.astype(AT.dtype, copy=False)).astype(np.float64, copy=False)
+    """The upper triangle of AT AT^T (one BLAS syrk; AT.T is Fortran-ordered, so no copy) and AT res for a float32
+    AT, returned in float64. The fit writes its Jacobians in float32: that halves the memory traffic of the two
+    biggest products of a frame (the rotated bases and this one), and moves the fitted weights by under 1e-5."""
+    H = ssyrk(1.0, AT.T, trans=1).astype(np.float64)
+    return H, (AT @ res.astype(np.float32)).astype(np.float64)
 
 
 def _rodrigues(w: np.ndarray) -> np.ndarray:
@@ -391,7 +389,7 @@ class DenseFitter:
         bases rotated in one product; each row is contiguous."""
         sw, focal = self.sqrt_weights, self.camera.focal
         N, K, n_pairs = len(m), E.shape[1], len(pairs)
-        AT = np.empty((6 + K, 2 * N + 2 * n_pairs), E.dtype)
+        AT = np.empty((6 + K, 2 * N + 2 * n_pairs), np.float32)  # see _gram
         res = np.empty(AT.shape[1])
         Ju, Jv = AT[:, :N], AT[:, N : 2 * N]
         Rm = m @ R.T
@@ -599,7 +597,7 @@ class DenseFitter:
         evidence too: no change on videos, synthetic faces or photos). Built transposed, as in _iterate."""
         sw = np.sqrt(self.identity_weights)
         N = len(uv)
-        JT = np.empty((len(identity), 2 * N), self.id_3kn.dtype)
+        JT = np.empty((len(identity), 2 * N), np.float32)
         basis_rows(R, self.id_3kn, Jp[:, 0, 0] * sw, Jp[:, 0, 2] * sw, Jp[:, 1, 1] * sw, Jp[:, 1, 2] * sw,
                    JT[:, :N], JT[:, N:])
         r = ((obs - uv) * sw[:, None]).T.ravel()
