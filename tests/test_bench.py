@@ -70,7 +70,7 @@ def test_bench_writes_every_backend(weights: Path, model_file: Path, shared_dir:
     if "MediaPipe" in doc["front_end"]:  # the fit on the clip's frames after calibration (d0: 78 - 40 of them)
         fit = [r for r in doc["rows"] if r["part"].startswith("per-frame fit")]
         assert len(fit) == 1 and "38 stream frames" in fit[0]["part"] and fit[0]["iterations"] >= 1
-        assert {"per-frame fit", "MediaPipe face landmarker"} <= paired
+        assert {"per-frame fit", "MediaPipe face landmarker", "MediaPipe landmarks in a stream"} <= paired
         assert "rows marked * give the median ratio" in out.with_suffix(".md").read_text()
     printed = capsys.readouterr().out
     assert "| encoder | onnxruntime-cpu | 32 |" in printed

@@ -125,6 +125,8 @@ class Tracker:
         self._fresh = True
         self.picker.reset()
         self.zoom.reset()
+        if self.dense is not None:
+            self.dense.forget()
         self._lost(keep_identity=False)
 
     def _lost(self, keep_identity: bool = True) -> None:
@@ -145,6 +147,7 @@ class Tracker:
         cut = self.picker.scene_cut(rgb) if timestamp is not None else False
         if cut:
             self.zoom.reset()
+            self.dense.forget()
         faces, complete = self._landmarks(img, timestamp, self._fresh and timestamp is None)
         self._fresh = False
         for d in faces:

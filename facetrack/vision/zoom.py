@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from facetrack.vision.crop import face_size
-from facetrack.vision.dense import DenseLandmarks, largest_first
+from facetrack.vision.dense import SAME_FACE, DenseLandmarks, largest_first, overlap
 
 Region = tuple[int, int, int]  # x0, y0 and side of a square inside the frame, in pixels
 
@@ -28,19 +28,6 @@ RESIZE = 1.4  # ... and its size within this factor of the size it was framed fo
 TILES = (0.75, 0.4)  # search tiles, coarse to fine: these shares of the frame's shorter side, overlapping by half
 SEARCH_EVERY_S = 1.0  # while no face is found in a stream, the tile search (several landmarker calls) this often
 LOOK_EVERY_S = 1.0  # while zoomed, the whole frame is looked at this often
-SAME_FACE = 0.3  # two faces whose landmark boxes overlap more than this (intersection over union) are one
-
-
-def _box(d: DenseLandmarks) -> np.ndarray:
-    return np.concatenate([d.points.min(0), d.points.max(0)])
-
-
-def overlap(a: DenseLandmarks, b: DenseLandmarks) -> float:
-    """Intersection over union of two faces' landmark boxes."""
-    ba, bb = _box(a), _box(b)
-    inter = np.prod(np.clip(np.minimum(ba[2:], bb[2:]) - np.maximum(ba[:2], bb[:2]), 0, None))
-    union = np.prod(ba[2:] - ba[:2]) + np.prod(bb[2:] - bb[:2]) - inter
-    return float(inter / max(union, 1e-9))
 
 
 def merge(*lists: list[DenseLandmarks]) -> list[DenseLandmarks]:
