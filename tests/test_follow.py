@@ -77,6 +77,13 @@ def test_stream_goes_whole_only_when_it_must(clip: list[np.ndarray], landmarker:
     assert looked[-1] == 16 and seen[-1] == []
     seen.append(lm(clip[17], None))
     assert looked[-1] == 17 and len(seen[-1]) == 1
+    lm.forget()
+    looked.clear()
+    start, frames = len(seen), round(dense.LOOK_EVERY_S / dense.FRAME_S)
+    for k in range(frames + 2):  # no timestamps: FRAME_S apart, followed in between
+        seen.append(lm(clip[k % len(clip)], None))
+    assert len(looked) == 2 and looked[0] == start and looked[1] - start in (frames, frames + 1)
+    assert all(len(f) == 1 for f in seen[start:])
     lm.close()
 
 

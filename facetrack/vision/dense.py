@@ -138,7 +138,10 @@ class MediaPipeLandmarker:
         timestamps in seconds (None: FRAME_S after the last); `still` photos are looked at whole and alone."""
         if still:
             return self._whole(rgb)
-        now = self._seen_at + FRAME_S if timestamp_s is None else float(timestamp_s)
+        if timestamp_s is not None:
+            now = float(timestamp_s)
+        else:  # the stream's own clock, from 0 after forget()
+            now = self._seen_at + FRAME_S if np.isfinite(self._seen_at) else 0.0
         if not 0 <= now - self._seen_at <= MAX_GAP_S or rgb.shape != self._shape:
             self._tracks = []
         followed = self._follow(rgb)
