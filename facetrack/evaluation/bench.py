@@ -76,6 +76,11 @@ def _row(part: str, backend: str, batch: int, ms: float, ref: float, pairs: list
     return {**row, **extra}
 
 
+def _paired_row(part: str, backend: str, batch: int, pairs: list[tuple[float, float]], ref: float, **extra) -> dict:
+    """A row timed in turn with the reference (`time_paired`): its ms is the median of the pairs' own ms."""
+    return _row(part, backend, batch, float(np.median([ms for ms, _ in pairs])), ref, pairs, **extra)
+
+
 def _crops(batch: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (batch, CROP_SIZE, CROP_SIZE, 3), dtype=np.uint8)
 
@@ -252,10 +257,10 @@ def bench_front_end(tracker: Tracker, video: Path, ref: float) -> list[dict]:
     whole = time_paired(lambda: tracker.dense(frame.rgb, still=True))
     stamps = iter(range(1, 10**6))  # a 30 FPS stream: the median frame is followed (end to end has the looks too)
     followed = time_paired(lambda: tracker.dense(frame.rgb, next(stamps) / 30))
-    rows = [_row("MediaPipe face landmarker, whole frame (detector + 478 points, pose matrix)", "mediapipe-cpu", 1,
-                 float(np.median([ms for ms, _ in whole])), ref, whole),
-            _row("MediaPipe landmarks in a stream (followed from the last frame; a frame's median)",
-                 "litert-cpu", 1, float(np.median([ms for ms, _ in followed])), ref, followed)]
+    rows = [_paired_row("MediaPipe face landmarker, whole frame (detector + 478 points, pose matrix)", "mediapipe-cpu",
+                        1, whole, ref),
+            _paired_row("MediaPipe landmarks in a stream (followed from the last frame; a frame's median)",
+                        "litert-cpu", 1, followed, ref)]
     if tracker.fitter is not None:
         rows += bench_fit(tracker, video, ref)
     rows += bench_appearance(tracker, r.x, r.face.crop, ref)
@@ -294,9 +299,9 @@ def bench_fit(tracker: Tracker, video: Path, ref: float) -> list[dict]:
             iterations.append(fitter(*args)[1].iterations)
 
     pairs = [(ms / len(stretch), r) for ms, r in time_paired(run, runs=3)]
-    return [_row(f"per-frame fit (pose + 53 expressions, Gauss-Newton), {len(stretch)} stream frames of "
-                 f"{video.name} after calibration", "numpy-cpu", 1, float(np.median([ms for ms, _ in pairs])),
-                 ref, pairs, iterations=float(np.mean(iterations)))]
+    return [_paired_row(f"per-frame fit (pose + 53 expressions, Gauss-Newton), {len(stretch)} stream frames of "
+                        f"{video.name} after calibration", "numpy-cpu", 1, pairs, ref,
+                        iterations=float(np.mean(iterations)))]
 
 
 def bench_appearance(tracker: Tracker, x: np.ndarray, crop: np.ndarray, ref: float) -> list[dict]:
@@ -332,10 +337,9 @@ def bench_pipeline(tracker: Tracker, video: Path, frames: int, ref: float) -> li
     fig = run_headless(pipeline, open_source(str(video)), None, frames, quiet=True)
     streaming = bench_streaming(pipeline, video, frames, ref, (1e3 / fig["fps"], reference_sample()))
     off = streaming["streaming_off_runs_ms"]  # this run and the streaming row's other runs without streaming
-    rows = [_row(f"end to end, run --no-gui, on {video.name} ({fig['frames']} frames, median of {len(off)} runs)",
-                 fig["backend"], 1, float(np.median(off)), ref, list(zip(off, streaming["streaming_off_reference_ms"],
-                                                                          strict=True)),
-                 stages_ms=fig["ms_per_frame"], runs_ms=off),
+    pairs = list(zip(off, streaming["streaming_off_reference_ms"], strict=True))
+    rows = [_paired_row(f"end to end, run --no-gui, on {video.name} ({fig['frames']} frames, median of {len(off)} "
+                        "runs)", fig["backend"], 1, pairs, ref, stages_ms=fig["ms_per_frame"], runs_ms=off),
             streaming]
     here = landmark_thread_pays(tracker)
     for staged in (False, True) if tracker.can_look_ahead else (False,):
@@ -383,10 +387,11 @@ def bench_streaming(pipeline, video: Path, frames: int, ref: float, first_off: t
     finally:
         sink.close()
     ratios = [a / b for a, b in zip(on, off, strict=True)]
-    return _row(f"end to end with VMC streaming on, on {video.name} ({frames} frames, {pairs} runs)",
-                pipeline.tracker.backend.name, 1, float(np.median(on)), ref, list(zip(on, on_ref, strict=True)),
-                streaming_off_ms=float(np.median(off)), streaming_off_runs_ms=off, streaming_off_reference_ms=off_ref,
-                ratio_to_streaming_off=float(np.median(ratios)), ratios=ratios, bundles_sent=sent)
+    return _paired_row(f"end to end with VMC streaming on, on {video.name} ({frames} frames, {pairs} runs)",
+                       pipeline.tracker.backend.name, 1, list(zip(on, on_ref, strict=True)), ref,
+                       streaming_off_ms=float(np.median(off)), streaming_off_runs_ms=off,
+                       streaming_off_reference_ms=off_ref, ratio_to_streaming_off=float(np.median(ratios)),
+                       ratios=ratios, bundles_sent=sent)
 
 
 def window_pipeline(pipeline, video: Path, frames: int, staged: bool) -> dict:

@@ -145,7 +145,7 @@ class MediaPipeLandmarker:
         if not 0 <= now - self._seen_at <= MAX_GAP_S or rgb.shape != self._shape:
             self._tracks = []
         followed = self._follow(rgb)
-        if self.follower is None or self.blendshapes or not followed or now - self._looked_at >= LOOK_EVERY_S:
+        if self.blendshapes or not followed or now - self._looked_at >= LOOK_EVERY_S:  # without a follower, always
             whole = self._whole(rgb)
             for f in followed:  # MediaPipe's own scores and pose for the faces it found too
                 match = next((w for w in whole if overlap(f, w) > SAME_FACE), None)
