@@ -256,8 +256,12 @@ def _eval_kind(args: argparse.Namespace, levels: tuple[str, ...], out: Path):
 
     if not args.inputs:
         raise FacetrackError("eval video takes one or more video files")
-    return (lambda t: eval_video(t, [Path(p) for p in args.inputs], args.limit, args.still),
-            {"videos": args.inputs, "max_frames": args.limit, "still": args.still})
+    if args.degrade:
+        from facetrack.evaluation.degrade import Degradation
+
+        Degradation(args.degrade)  # an unknown name is a one-line error before anything runs
+    return (lambda t: eval_video(t, [Path(p) for p in args.inputs], args.limit, args.still, args.degrade),
+            {"videos": args.inputs, "max_frames": args.limit, "still": args.still, "degrade": args.degrade})
 
 
 def _eval_summary(kind: str, r: dict) -> str:
@@ -448,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-identity", action="store_true", help="images: skip the face-recognition embeddings")
     ev.add_argument("--still", type=positive_float, default=0.002,
                     help="video: motion (face sizes per frame) below which a segment counts as still")
+    ev.add_argument("--degrade", metavar="{dim,small,blur}",
+                    help="video: track frames made worse (dim and noisy; shrunk to 0.3x; motion-blurred and "
+                    "compressed); the reference reads the clean frames")
     ev.set_defaults(func=_eval)
 
     bench = sub.add_parser("bench", help="speed of the encoder backends, image formation and the whole pipeline")

@@ -351,6 +351,23 @@ def test_lag_and_responsiveness_known_answers() -> None:
     assert np.allclose(mouth_opening(lm), gap / 60) and pearson(gap * 0.01, mouth_opening(lm)) > 0.999
 
 
+def test_live_shapes_known_answers() -> None:
+    """A shape counts as live once it passes 0.05 on some frame; lost frames (NaN) and tongueOut (not modelled)
+    do not count; scores that were never there are none, not zero live shapes."""
+    from facetrack.evaluation.video import live_shapes
+    from facetrack.io.arkit import ARKIT_NAMES
+
+    values = np.zeros((10, len(ARKIT_NAMES)))
+    values[3, ARKIT_NAMES.index("jawOpen")] = 0.2
+    values[4, ARKIT_NAMES.index("cheekPuff")] = 0.05  # at the threshold: not past it
+    values[5] = np.nan
+    values[:, ARKIT_NAMES.index("tongueOut")] = 1.0
+    out = live_shapes({"ours": values, "peer": np.full((10, len(ARKIT_NAMES)), np.nan)})
+    assert out["ours"]["live"] == 1 and out["ours"]["of"] == len(ARKIT_NAMES) - 1
+    assert "cheekPuff" in out["ours"]["never"] and "jawOpen" not in out["ours"]["never"]
+    assert "tongueOut" not in out["ours"]["never"] and out["peer"] is None
+
+
 def test_a_neutral_face_reads_near_zero_expressions(weights: Path, model_file: Path, shared_dir: Path,
                                                    landmarker: Path) -> None:
     """An ICT face with a random identity and no expression, turning its head, rendered over a photo: after the

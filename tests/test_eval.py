@@ -212,8 +212,12 @@ def test_eval_video_reports_mediapipes_scores(weights: Path, model_file: Path, s
     out = tmp_path / "report"
     assert main(["eval", "video", str(video), "--limit", "40", "--model", str(model_file), "--landmarker",
                  str(landmarker), "--out", str(out)]) == 0
-    peer = _report(out)["models"]["weights"]["responsiveness"]["mediapipe_blendshapes"]
+    report = _report(out)["models"]["weights"]
+    peer = report["responsiveness"]["mediapipe_blendshapes"]
     assert peer["sd_jawOpen"] > 0.01 and np.isfinite(peer["r_jawOpen"])
+    for label in ("ours", "mediapipe_blendshapes"):  # d0 opens its mouth wide: jawOpen is live for both
+        live = report["live_shapes"][label]
+        assert live["of"] == 51 and live["live"] + len(live["never"]) == 51 and "jawOpen" not in live["never"]
     tracker = Tracker(load_weights(weights, FaceModel.load(model_file)), landmarker=landmarker)
     with pytest.raises(ValueError, match="mediapipe_scores"):
         eval_video(tracker, [video])

@@ -20,8 +20,10 @@ import cv2
 import numpy as np
 
 from facetrack.errors import FacetrackError
+from facetrack.evaluation.degrade import Degradation
 from facetrack.evaluation.metrics import jitter
 from facetrack.evaluation.report import skipped, stats
+from facetrack.io.arkit import ARKIT_NAMES, NOT_MODELLED, to_arkit
 from facetrack.io.sources import open_source
 from facetrack.render.reconstruction import LEVELS
 from facetrack.track.pipeline import RECORDING_NEEDS
@@ -126,17 +128,21 @@ def change_lag(ours: list[np.ndarray], reference: list[np.ndarray], max_lag: int
 
 
 def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
-                reference: DlibLandmarks | None = None) -> dict[str, np.ndarray]:
+                reference: DlibLandmarks | None = None, degrade: str | None = None) -> dict[str, np.ndarray]:
     """Per frame: model landmarks, raw and fed landmarks (T, 68, 2), our expression weights and MediaPipe's
     blendshape scores for the RESPONSIVE shapes (T, 3), each level's photometric error as the app records it
-    (T, 2: base, final); NaN where lost."""
+    (T, 2: base, final); NaN where lost. `degrade`: the tracker sees frames made worse (evaluation.degrade), the
+    dlib reference the clean ones; all landmarks are given in the clean frame's pixels."""
     tracker.reset()
     reference = reference or DlibLandmarks()
-    ours, raw, fed, exp, mp_scores, photo = [], [], [], [], [], []
+    worse = Degradation(degrade) if degrade else None
+    scale = worse.scale if worse else 1.0
+    ours, raw, fed, exp, mp_scores, photo, ark, mp_ark = [], [], [], [], [], [], [], []
     nan = np.full((68, 2), np.nan)
+    names = list(tracker.model.exp_names)
     for frame in open_source(str(path)):
         rgb = frame.rgb
-        r = tracker(rgb, needs=RECORDING_NEEDS, timestamp=frame.timestamp)
+        r = tracker(worse(rgb) if worse else rgb, needs=RECORDING_NEEDS, timestamp=frame.timestamp)
         if r is None:
             photo.append([np.nan, np.nan])
             ours.append(nan)
@@ -144,21 +150,26 @@ def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
             fed.append(nan)
             exp.append(np.full(len(RESPONSIVE), np.nan))
             mp_scores.append(np.full(len(RESPONSIVE), np.nan))
+            ark.append(np.full(len(names), np.nan))
+            mp_ark.append(np.full(len(ARKIT_NAMES), np.nan))
         else:
-            ours.append(r.landmarks_image)
-            fed.append(r.face.image_landmarks)
+            ours.append(r.landmarks_image / scale)
+            fed.append(r.face.image_landmarks / scale)
             gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-            raw.append(reference.raw(gray, r.face.source_box))
+            raw.append(reference.raw(gray, tuple(round(v / scale) for v in r.face.source_box)))
             e = r.recon.expressions
             exp.append([e.get(n, np.nan) for n in RESPONSIVE])
             shapes = r.dense.blendshapes if r.dense is not None else {}
             mp_scores.append([shapes.get(MEDIAPIPE_NAMES[n], np.nan) for n in RESPONSIVE])
+            ark.append([e[n] for n in names])
+            mp_ark.append([shapes.get(n, np.nan) for n in ARKIT_NAMES])
             photo.append([r.photometric.get(lv, np.nan) for lv in LEVELS])
         if max_frames and len(ours) >= max_frames:
             break
     return {k: np.asarray(v, np.float64) for k, v in (("ours", ours), ("dlib_raw", raw), ("dlib_fed", fed),
                                                        ("expressions", exp), ("mediapipe", mp_scores),
-                                                       ("photometric", photo))}
+                                                       ("photometric", photo), ("arkit", to_arkit(names, ark)),
+                                                       ("mediapipe_arkit", mp_ark))}
 
 
 def responsiveness(tr: dict[str, np.ndarray]) -> dict:
@@ -188,6 +199,25 @@ def expression_lags(coefficients: dict[str, list[np.ndarray]], dlib_raw: list[np
             for label, clips in coefficients.items()}
 
 
+LIVE = 0.05  # a shape whose value never passes this on any frame is not live (MediaPipe's users' complaint)
+
+
+def live_shapes(coefficients: dict[str, np.ndarray]) -> dict:
+    """Per label, of (T, 52) values in ARKIT_NAMES order (ours through the ARKit map, MediaPipe's own scores): how
+    many of the 51 modelled ARKit shapes pass LIVE on some frame, and which never do. An avatar driven by a
+    shape that never moves cannot show it."""
+    modelled = [k for k, n in enumerate(ARKIT_NAMES) if n not in NOT_MODELLED]
+    out = {}
+    for label, values in coefficients.items():
+        if not np.isfinite(values).any():  # no such scores (MediaPipe's without its front end)
+            out[label] = None
+            continue
+        peak = np.where(np.isfinite(values), values, -np.inf).max(axis=0)
+        never = [ARKIT_NAMES[k] for k in modelled if not peak[k] > LIVE]
+        out[label] = {"live": len(modelled) - len(never), "of": len(modelled), "never": never}
+    return out
+
+
 def photometric_levels(photo: np.ndarray) -> dict:
     """Mean per-vertex photometric error of each level over the frames with a face, and final / base: the
     recorded figure (RGB in [0, 1], the face area's visible vertices), with the appearance fitted over time."""
@@ -198,20 +228,21 @@ def photometric_levels(photo: np.ndarray) -> dict:
     return {"base": base, "final": final, "final_to_base": final / base}
 
 
-def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = None, still: float = STILL) -> dict:
+def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = None, still: float = STILL,
+               degrade: str | None = None) -> dict:
     if tracker.dense is not None and not tracker.dense.blendshapes:
         raise ValueError("eval video reports MediaPipe's blendshape scores as a peer: make the tracker with "
                          "mediapipe_scores=True")
     per_video, missing = {}, Counter()
     reference = DlibLandmarks()
     series: dict[str, list[np.ndarray]] = {k: [] for k in ("ours", "dlib_raw", "expressions", "mediapipe",
-                                                           "photometric")}
+                                                           "photometric", "arkit", "mediapipe_arkit")}
     total = found = 0
     pooled = {"ours": [], "dlib_raw": [], "dlib_fed": []}
     still_n = 0
     for path in files:
         try:
-            tr = track_video(tracker, path, max_frames, reference)
+            tr = track_video(tracker, path, max_frames, reference, degrade)
         except FacetrackError:
             missing["unreadable video"] += 1
             continue
@@ -259,4 +290,7 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
                                                       "mediapipe_blendshapes": series["mediapipe"]},
                                                      series["dlib_raw"]) if series["ours"] else None,
             "photometric_error": photometric_levels(np.concatenate(series["photometric"])) if series["ours"] else None,
+            "live_shapes": live_shapes({"ours": np.concatenate(series["arkit"]),
+                                        "mediapipe_blendshapes": np.concatenate(series["mediapipe_arkit"])})
+            if series["ours"] else None,
             "front_end": tracker.front_end, "per_video": per_video, "skipped": skipped(missing)}
