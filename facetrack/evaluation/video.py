@@ -9,6 +9,9 @@ reconstruction gives the face box; detection only when the face is lost). Figure
   Still segments: frame pairs where a centred moving average of the raw dlib landmarks over
   `SMOOTH_FRAMES` moves less than `still` face sizes per frame, so real head motion is left out and what
   remains is noise.
+Pooled over the videos: expression responsiveness and lag against dlib's measures (MediaPipe's blendshape scores
+as a peer), the shapes that ever move (live_shapes), each level's photometric error. `degrade` tracks worse
+frames (facetrack.evaluation.degrade) against the clean frames' reference.
 """
 
 from __future__ import annotations
@@ -131,7 +134,8 @@ def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
                 reference: DlibLandmarks | None = None, degrade: str | None = None) -> dict[str, np.ndarray]:
     """Per frame: model landmarks, raw and fed landmarks (T, 68, 2), our expression weights and MediaPipe's
     blendshape scores for the RESPONSIVE shapes (T, 3), each level's photometric error as the app records it
-    (T, 2: base, final); NaN where lost. `degrade`: the tracker sees frames made worse (evaluation.degrade), the
+    (T, 2: base, final), and every shape as ARKit values (T, 52: ours through the map, MediaPipe's own scores);
+    NaN where lost. `degrade`: the tracker sees frames made worse (evaluation.degrade), the
     dlib reference the clean ones; all landmarks are given in the clean frame's pixels."""
     tracker.reset()
     reference = reference or DlibLandmarks()
