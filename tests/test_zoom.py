@@ -9,8 +9,8 @@ import numpy as np
 
 from facetrack.model.facemodel import FaceModel
 from facetrack.vision.crop import face_size
-from facetrack.vision.dense import DenseLandmarks
-from facetrack.vision.zoom import TILES, ZOOM_FACES, Zoom, merge, tiles
+from facetrack.vision.dense import DenseLandmarks, merge
+from facetrack.vision.zoom import TILES, ZOOM_FACES, Zoom, tiles
 
 
 def _face(cx: float, cy: float, size: float) -> DenseLandmarks:

@@ -23,9 +23,9 @@ from facetrack.track.choice import FacePicker
 from facetrack.track.filters import BOX_FILTER, CoefficientFilter, OneEuro
 from facetrack.track.fitter import DenseFitter, FitConfig, FitInfo
 from facetrack.vision.crop import CropBox, box_from_landmarks, crop, pad_border, points_box
-from facetrack.vision.dense import DenseLandmarks, MediaPipeLandmarker
+from facetrack.vision.dense import DenseLandmarks, MediaPipeLandmarker, merge
 from facetrack.vision.faces import Face, FaceFinder
-from facetrack.vision.zoom import Zoom, merge
+from facetrack.vision.zoom import Zoom
 
 
 @dataclass

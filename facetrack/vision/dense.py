@@ -25,7 +25,7 @@ from facetrack.errors import FacetrackError
 # worse (r(jawOpen) 0.82, r(eyeBlink) 0.66 / 0.71 against 0.96 and 0.87 / 0.87; MediaPipe's own blendshape
 # scores fell alike, 0.83 -> 0.74). Stream frames are followed without that smoothing (facetrack.vision.follow).
 MAX_FACES = 3
-LOOK_EVERY_S = 1.0  # a followed stream still has MediaPipe look at the whole frame this often: faces coming in
+LOOK_EVERY_S = 1.0  # a followed or zoomed stream still has the whole frame looked at this often: faces coming in
 MAX_GAP_S = 0.25  # stream frames further apart than this start from the whole frame: the face may be anywhere
 SAME_FACE = 0.3  # two faces whose landmark boxes overlap more than this (intersection over union) are one
 FRAME_S = 1 / 30  # the time between stream frames given without timestamps
@@ -90,6 +90,15 @@ def overlap(a: DenseLandmarks, b: DenseLandmarks) -> float:
     return float(inter / max(union, 1e-9))
 
 
+def merge(*lists: list[DenseLandmarks]) -> list[DenseLandmarks]:
+    """One entry per face (the earlier list's wins where two overlap more than SAME_FACE), largest first."""
+    out: list[DenseLandmarks] = []
+    for d in (d for faces in lists for d in faces):
+        if all(overlap(d, o) <= SAME_FACE for o in out):
+            out.append(d)
+    return largest_first(out)
+
+
 class MediaPipeLandmarker:
     """Faces in photos and stream frames. A photo, a stream's first frame, a frame after a gap or a scene cut,
     and every LOOK_EVERY_S of a stream go whole to MediaPipe (detector + landmark model); the other stream frames
@@ -151,11 +160,10 @@ class MediaPipeLandmarker:
                 match = next((w for w in whole if overlap(f, w) > SAME_FACE), None)
                 if match is not None:
                     f.blendshapes, f.matrix = match.blendshapes, match.matrix
-            faces = followed + [w for w in whole if all(overlap(w, f) <= SAME_FACE for f in followed)]
             self._looked_at = now
         else:
-            faces = followed
-        faces = largest_first(faces)[:MAX_FACES]
+            whole = []
+        faces = merge(followed, whole)[:MAX_FACES]
         for f in faces:
             f.other_faces = len(faces) - 1
         self._tracks, self._shape, self._seen_at = [f.points for f in faces], rgb.shape, now
@@ -165,14 +173,8 @@ class MediaPipeLandmarker:
         """The last frame's faces followed into this one; one entry per face (two tracks may meet on one)."""
         if self.follower is None:
             return []
-        out: list[DenseLandmarks] = []
-        for previous in self._tracks:
-            found = self.follower(rgb, previous)
-            if found is not None:
-                d = DenseLandmarks(*found)
-                if all(overlap(d, o) <= SAME_FACE for o in out):
-                    out.append(d)
-        return out
+        found = (self.follower(rgb, previous) for previous in self._tracks)
+        return merge([DenseLandmarks(*f) for f in found if f is not None])
 
     def _whole(self, rgb: np.ndarray) -> list[DenseLandmarks]:
         """MediaPipe's detector and landmark model on the whole frame."""

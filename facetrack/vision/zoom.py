@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from facetrack.vision.crop import face_size
-from facetrack.vision.dense import SAME_FACE, DenseLandmarks, largest_first, overlap
+from facetrack.vision.dense import LOOK_EVERY_S, SAME_FACE, DenseLandmarks, merge, overlap
 
 Region = tuple[int, int, int]  # x0, y0 and side of a square inside the frame, in pixels
 
@@ -27,16 +27,7 @@ KEEP = 0.2  # the crop stays put while the face's centre is within this share of
 RESIZE = 1.4  # ... and its size within this factor of the size it was framed for
 TILES = (0.75, 0.4)  # search tiles, coarse to fine: these shares of the frame's shorter side, overlapping by half
 SEARCH_EVERY_S = 1.0  # while no face is found in a stream, the tile search (several landmarker calls) this often
-LOOK_EVERY_S = 1.0  # while zoomed, the whole frame is looked at this often
 
-
-def merge(*lists: list[DenseLandmarks]) -> list[DenseLandmarks]:
-    """One entry per face, the first list's first, largest first."""
-    out: list[DenseLandmarks] = []
-    for d in (d for faces in lists for d in faces):
-        if all(overlap(d, o) <= SAME_FACE for o in out):
-            out.append(d)
-    return largest_first(out)
 
 
 def tiles(width: int, height: int, share: float) -> list[Region]:
