@@ -235,8 +235,8 @@ def _eval_kind(args: argparse.Namespace, levels: tuple[str, ...], out: Path):
         from facetrack.evaluation.synthetic import eval_synthetic
 
         bg = Path(args.backgrounds) if args.backgrounds else paths.shared_file("faces", "utkface")
-        return (lambda t: eval_synthetic(t, args.n, args.seed, bg, levels),
-                {"n": args.n, "seed": args.seed, "backgrounds": str(bg)})
+        return (lambda t: eval_synthetic(t, args.n, args.seed, bg, levels, args.gain_faces),
+                {"n": args.n, "seed": args.seed, "backgrounds": str(bg), "gain_faces": args.gain_faces})
     if len(args.inputs) != 1 and args.kind in ("images", "landmarks"):
         raise FacetrackError(f"eval {args.kind} takes one folder")
     if args.kind == "images":
@@ -447,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n", type=positive_int, default=300, help="synthetic: number of faces")
     ev.add_argument("--seed", type=non_negative_int, default=0, help="synthetic: the set's seed")
     ev.add_argument("--backgrounds", help="synthetic: photos to render over (default: $FACETRACK_SHARED/faces/utkface)")
+    ev.add_argument("--gain-faces", type=non_negative_int, default=20,
+                    help="synthetic: faces that measure how much of each shape the landmarker shows (0: none)")
     ev.add_argument("--split", choices=["all", "val", "train"], default="all",
                     help="images: keep one side of train.prepare's split (val = held out from training)")
     ev.add_argument("--no-identity", action="store_true", help="images: skip the face-recognition embeddings")

@@ -369,6 +369,32 @@ def test_lag_and_responsiveness_known_answers() -> None:
     assert np.allclose(mouth_opening(lm), gap / 60) and pearson(gap * 0.01, mouth_opening(lm)) > 0.999
 
 
+def test_brow_measures_known_answers() -> None:
+    """Brows raised by h pixels over eyes 60 px apart read h / 60, whatever the head's roll or the lids; the within-
+    clip r ignores how high each clip's brows rest, which the pooled r does not, and what the pitch moves."""
+    from facetrack.evaluation.video import BROWS, brow_height, pearson, within_clip_r
+
+    h = np.linspace(10, 20, 40)
+    lm = np.zeros((40, 68, 2))
+    lm[:, 36:42, 0], lm[:, 42:48, 0] = -30.0, 30.0
+    lm[:, 17:27, 1] = -h[:, None]  # image y points down: the brows sit above the eyes
+    assert np.allclose(brow_height(lm, BROWS["browInnerUp"]), h / 60)
+    lm[:, [37, 38, 43, 44], 1] = 4.0  # the upper lids drop: the eye contours' centres move, the corners do not
+    assert np.allclose(brow_height(lm, BROWS["browInnerUp"]), h / 60)
+    c, s_ = np.cos(0.3), np.sin(0.3)
+    rolled = lm @ np.array([[c, s_], [-s_, c]])
+    assert np.allclose(brow_height(rolled, BROWS["browOuterUpLeft"]), h / 60)
+    raise_ = np.linspace(0, 1, 40)
+    clips_x, clips_y = [raise_, raise_ + 5.0], [h / 60, h / 60 - 3.0]
+    assert within_clip_r(clips_x, clips_y) > 0.999
+    assert pearson(np.concatenate(clips_x), np.concatenate(clips_y)) < 0
+    # a head that tilts moves the measured height too: holding the pitch takes that out again
+    rng = np.random.default_rng(0)
+    pitch = [rng.normal(0, 5, 40), rng.normal(0, 5, 40)]
+    tilted = [y + 0.03 * p for y, p in zip(clips_y, pitch, strict=True)]
+    assert within_clip_r(clips_x, tilted) < 0.5 < 0.999 < within_clip_r(clips_x, tilted, pitch)
+
+
 def test_live_shapes_known_answers() -> None:
     """A shape counts as live once it passes 0.05 on some frame; lost frames (NaN) and tongueOut (not modelled)
     do not count; scores that were never there are none, not zero live shapes."""

@@ -48,6 +48,21 @@ def test_eval_synthetic_report(weights: Path, model_file: Path, shared_dir: Path
     assert (tmp_path / "home" / "eval" / f"synthetic-v{RENDER_VERSION}-seed0-n6" / "synth.npz").is_file()
 
 
+def test_landmarker_gain_per_shape(weights: Path, model_file: Path, landmarker: Path) -> None:
+    """How much of each shape MediaPipe shows, from renders with and without it: the mouth's big shapes come
+    through nearly whole and on the right points, and no figure without the dense front end."""
+    from facetrack.evaluation.synthetic import landmarker_gain
+    from facetrack.net.weights import load_weights
+    from facetrack.track.tracker import Tracker
+
+    face = FaceModel.load(model_file)
+    gain = landmarker_gain(Tracker(load_weights(weights, face), landmarker=landmarker), faces=2, seed=0)
+    assert len(gain) == 53
+    assert 0.6 < gain["jawOpen"]["gain"] < 1.2 and gain["jawOpen"]["r"] > 0.8
+    assert all(v["gain"] is not None and np.isfinite(v["gain"]) for v in gain.values())
+    assert landmarker_gain(Tracker(load_weights(weights, face)), faces=2, seed=0) == {}
+
+
 def test_eval_images_counts_bad_inputs(weights: Path, model_file: Path, shared_dir: Path, tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -218,6 +233,9 @@ def test_eval_video_reports_mediapipes_scores(weights: Path, model_file: Path, s
     for label in ("ours", "mediapipe_blendshapes"):  # d0 opens its mouth wide: jawOpen is live for both
         live = report["live_shapes"][label]
         assert live["of"] == 51 and live["live"] + len(live["never"]) == 51 and "jawOpen" not in live["never"]
+    for label in ("ours", "mediapipe_blendshapes"):  # brows against dlib's brow heights, the pitch held
+        assert set(report["brows"][label]) == {"r_browInnerUp", "r_browOuterUpLeft", "r_browOuterUpRight"}
+        assert all(-1 <= v <= 1 for v in report["brows"][label].values())
     tracker = Tracker(load_weights(weights, FaceModel.load(model_file)), landmarker=landmarker)
     with pytest.raises(ValueError, match="mediapipe_scores"):
         eval_video(tracker, [video])

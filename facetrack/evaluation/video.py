@@ -24,6 +24,7 @@ import numpy as np
 
 from facetrack.errors import FacetrackError
 from facetrack.evaluation.degrade import Degradation
+from facetrack.evaluation.landmarks import pnp_pose_deg
 from facetrack.evaluation.metrics import jitter
 from facetrack.evaluation.report import skipped, stats
 from facetrack.io.arkit import ARKIT_NAMES, NOT_MODELLED, to_arkit
@@ -74,6 +75,52 @@ def eye_closure(lm: np.ndarray, side: str) -> np.ndarray:
 def measures(lm: np.ndarray) -> dict[str, np.ndarray]:
     """The measure each RESPONSIVE coefficient is compared with, from (..., 68, 2) landmarks."""
     return {"jawOpen": mouth_opening(lm), "eyeBlink_L": eye_closure(lm, "L"), "eyeBlink_R": eye_closure(lm, "R")}
+
+
+# Brow raises (ARKit names) and the 68-point brow points whose height each is compared with: the inner ends of
+# both brows, the outer thirds of each (the subject's left brow is 22-26).
+BROWS = {"browInnerUp": (20, 21, 22, 23), "browOuterUpLeft": (24, 25, 26), "browOuterUpRight": (17, 18, 19)}
+
+
+def brow_height(lm: np.ndarray, points: tuple[int, ...]) -> np.ndarray:
+    """Mean height of the given 68-point brow points over the line through the eyes' midpoints between their
+    corners, over the distance of those midpoints, (T, 68, 2) -> (T,): larger when the brows rise. Corners, not
+    the whole eye contours: the lids move the contours' centres with every blink, gaze down and widened eye."""
+    right, left = lm[..., [36, 39], :].mean(-2), lm[..., [42, 45], :].mean(-2)
+    d = left - right
+    w = np.linalg.norm(d, axis=-1)
+    up = np.stack([d[..., 1], -d[..., 0]], -1) / w[..., None]  # image y points down: this normal points up
+    mid = (left + right) / 2
+    return np.mean([((lm[..., k, :] - mid) * up).sum(-1) for k in points], 0) / w
+
+
+def within_clip_r(xs: list[np.ndarray], ys: list[np.ndarray], controls: list[np.ndarray] | None = None
+                  ) -> float | None:
+    """Pearson r of clip series pairs after removing, per clip, what a quadratic in the control explains (each
+    clip's own mean when there is none; frames where anything is NaN left out): how well x follows y's
+    changes, blind to a constant that differs between clips and to what the control drives in both."""
+    a, b = [], []
+    for k, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        c = controls[k] if controls is not None else np.zeros_like(y)
+        ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(c)
+        if ok.sum() < 4:
+            continue
+        X = np.stack([np.ones(ok.sum()), c[ok], c[ok] ** 2], 1)
+        a.append(x[ok] - X @ np.linalg.lstsq(X, x[ok], rcond=None)[0])
+        b.append(y[ok] - X @ np.linalg.lstsq(X, y[ok], rcond=None)[0])
+    return pearson(np.concatenate(a), np.concatenate(b)) if a else None
+
+
+def brow_responsiveness(values: dict[str, list[np.ndarray]], dlib_raw: list[np.ndarray], pitch: list[np.ndarray]
+                        ) -> dict:
+    """Per label of per-clip (T, 52) ARKit values (ours through the map, MediaPipe's scores): the within-clip r
+    of each BROWS shape with its brow height on raw dlib landmarks, with the head's pitch (per-clip (T,),
+    solvePnP on the same dlib points) held: a brow's height in the picture changes as much when the head
+    tilts as when the brow rises (the brows stand out in front of the eye corners; on the shared clips the
+    two correlate at r -0.47 within clips). Within clips because how high a person's brows rest is theirs."""
+    refs = {name: [brow_height(lm, pts) for lm in dlib_raw] for name, pts in BROWS.items()}
+    return {label: {f"r_{name}": within_clip_r([c[:, ARKIT_NAMES.index(name)] for c in clips], refs[name], pitch)
+                    for name in BROWS} for label, clips in values.items()}
 
 
 def _eye_distance(lm: np.ndarray) -> np.ndarray:
@@ -134,9 +181,10 @@ def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
                 reference: DlibLandmarks | None = None, degrade: str | None = None) -> dict[str, np.ndarray]:
     """Per frame: model landmarks, raw and fed landmarks (T, 68, 2), our expression weights and MediaPipe's
     blendshape scores for the RESPONSIVE shapes (T, 3), each level's photometric error as the app records it
-    (T, 2: base, final), and every shape as ARKit values (T, 52: ours through the map, MediaPipe's own scores);
-    NaN where lost. `degrade`: the tracker sees frames made worse (evaluation.degrade), the
-    dlib reference the clean ones; all landmarks are given in the clean frame's pixels."""
+    (T, 2: base, final), every shape as ARKit values (T, 52: ours through the map, MediaPipe's own scores)
+    and the head's pitch from the raw dlib points (T,: solvePnP with the mean face, degrees); NaN where lost.
+    `degrade`: the tracker sees frames made worse (evaluation.degrade), the dlib reference the clean ones; all
+    landmarks are given in the clean frame's pixels."""
     tracker.reset()
     reference = reference or DlibLandmarks()
     worse = Degradation(degrade) if degrade else None
@@ -144,8 +192,12 @@ def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
     ours, raw, fed, exp, mp_scores, photo, ark, mp_ark = [], [], [], [], [], [], [], []
     nan = np.full((68, 2), np.nan)
     names = list(tracker.model.exp_names)
+    model = tracker.model
+    mean_lm = model.mean[model.landmarks].double().numpy()
+    size = None
     for frame in open_source(str(path)):
         rgb = frame.rgb
+        size = rgb.shape[:2]
         r = tracker(worse(rgb) if worse else rgb, needs=RECORDING_NEEDS, timestamp=frame.timestamp)
         if r is None:
             photo.append([np.nan, np.nan])
@@ -170,10 +222,11 @@ def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
             photo.append([r.photometric.get(lv, np.nan) for lv in LEVELS])
         if max_frames and len(ours) >= max_frames:
             break
+    pitch = [pnp_pose_deg(mean_lm, lm - 0.5, size)[0] if np.isfinite(lm).all() else np.nan for lm in raw]
     return {k: np.asarray(v, np.float64) for k, v in (("ours", ours), ("dlib_raw", raw), ("dlib_fed", fed),
                                                        ("expressions", exp), ("mediapipe", mp_scores),
                                                        ("photometric", photo), ("arkit", to_arkit(names, ark)),
-                                                       ("mediapipe_arkit", mp_ark))}
+                                                       ("mediapipe_arkit", mp_ark), ("dlib_pitch", pitch))}
 
 
 def responsiveness(tr: dict[str, np.ndarray]) -> dict:
@@ -240,7 +293,8 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
     per_video, missing = {}, Counter()
     reference = DlibLandmarks()
     series: dict[str, list[np.ndarray]] = {k: [] for k in ("ours", "dlib_raw", "expressions", "mediapipe",
-                                                           "photometric", "arkit", "mediapipe_arkit")}
+                                                           "photometric", "arkit", "mediapipe_arkit",
+                                                           "dlib_pitch")}
     total = found = 0
     pooled = {"ours": [], "dlib_raw": [], "dlib_fed": []}
     still_n = 0
@@ -294,6 +348,8 @@ def eval_video(tracker: Tracker, files: list[Path], max_frames: int | None = Non
                                                       "mediapipe_blendshapes": series["mediapipe"]},
                                                      series["dlib_raw"]) if series["ours"] else None,
             "photometric_error": photometric_levels(np.concatenate(series["photometric"])) if series["ours"] else None,
+            "brows": brow_responsiveness({"ours": series["arkit"], "mediapipe_blendshapes": series["mediapipe_arkit"]},
+                                         series["dlib_raw"], series["dlib_pitch"]) if series["ours"] else None,
             "live_shapes": live_shapes({"ours": np.concatenate(series["arkit"]),
                                         "mediapipe_blendshapes": np.concatenate(series["mediapipe_arkit"])})
             if series["ours"] else None,
