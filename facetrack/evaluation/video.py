@@ -10,7 +10,8 @@ reconstruction gives the face box; detection only when the face is lost). Figure
   `SMOOTH_FRAMES` moves less than `still` face sizes per frame, so real head motion is left out and what
   remains is noise.
 Pooled over the videos: expression responsiveness and lag against dlib's measures (MediaPipe's blendshape scores
-as a peer), the shapes that ever move (live_shapes), each level's photometric error. `degrade` tracks worse
+as a peer), the brows against dlib's brow heights with the head's pitch held (brows), the shapes that ever
+move (live_shapes), each level's photometric error. `degrade` tracks worse
 frames (facetrack.evaluation.degrade) against the clean frames' reference.
 """
 
