@@ -43,6 +43,8 @@ LIP_CORNERS = np.array([61, 291, 78, 308])
 EYE_CONTOURS = np.array([33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
                          263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466])
 EYE_CORNERS = np.array([[33, 133], [362, 263]])  # right eye, then left; each pair in the order of increasing x
+# The brows' upper and lower edges, the subject's right brow then the left (above EYE_CORNERS' two rows).
+BROWS = np.array([[70, 63, 105, 66, 107, 46, 53, 52, 65, 55], [300, 293, 334, 296, 336, 276, 283, 282, 295, 285]])
 
 
 @dataclass

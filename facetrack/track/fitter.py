@@ -10,9 +10,10 @@ previous frame (smoothness) and the encoder (a weak prior on the expressions; on
 under-read for a head looking up or down, a firm one); a per-shape L2 on the expressions (sparsity: no
 shape without evidence; shapes that imitate a bigger one or that the landmarks barely see pay more). It
 runs coarse to fine: the primary shapes (jawOpen, eyeBlink) first, with the openings of lips and lids as a
-term of their own, then all, the primaries held. All Jacobians are analytic, on precomputed landmark rows
-of the bases, written into one transposed system (DenseFitter._data_terms) in single precision: about 2 ms a
-frame on one core.
+term of their own, then all, the primaries held; in a stream the brows there also read each brow point's
+offset from the nearer corner of its eye.
+All Jacobians are analytic, on precomputed landmark rows of the bases, written into one transposed system
+(DenseFitter._data_terms) in single precision: about 2 ms a frame on one core.
 
 Identity is not re-guessed every frame. In a stream, the first frames calibrate the person from a separate solve
 with expressions held near zero (jawOpen and the blinks stay free: talking and blinking are not identity):
@@ -46,6 +47,7 @@ from scipy.linalg.blas import ssyrk
 from scipy.linalg.lapack import dposv as posv
 
 from facetrack.model.correspondence import (
+    BROWS,
     CHIN,
     EYE_CONTOURS,
     EYE_CORNERS,
@@ -106,6 +108,20 @@ class FitConfig:
     # eyeBlink, not to the shapes that imitate them (mouthUpperUp, mouthFunnel, noseSneer, eyeSquint).
     w_opening_lips: float = 100.0
     w_opening_lids: float = 100.0
+    # In a stream, while all shapes are solved, the brow shapes also read each brow point's offset from the
+    # nearer corner of its eye (this weight): a brow moves against the eye's corners, which a tilt of the head
+    # moves with it. The offsets are evidence for the brows only: the pose and the other shapes come from the
+    # whole face as before (with the offsets as evidence for them too, the pose followed the brows and jawOpen
+    # read worse; with the brows in the primary stage, solved before the cheeks, they took part of a smile).
+    # Under the 2D term alone the L2 kept the brows at a third of their motion even on exact landmarks.
+    # Shared clips, within-clip r with dlib's brow heights, the pitch held (browInnerUp; browOuterUp L / R):
+    # 0.451; 0.347 / 0.376 -> 0.435; 0.426 / 0.539 (both corners of the eye: 0.458; 0.379 / 0.486; weight 100:
+    # 0.454; 0.368 / 0.482), MediaPipe's scores 0.462; 0.399 / 0.495. A still photo has no resting face to
+    # measure the offsets from (the brows' height is identity as much as expression there): its brows read
+    # the 2D term alone.
+    stream_brows: tuple[str, ...] = ("browDown_L", "browDown_R", "browInnerUp_L", "browInnerUp_R",
+                                     "browOuterUp_L", "browOuterUp_R")
+    w_brow_heights: float = 30.0
     # The eye contours (lid margins and corners) move with every blink and squint: their share in the identity
     # evidence, so that the eyes' state in the calibration frames does not become the person's eye shape.
     identity_lids: float = 0.0
@@ -135,6 +151,22 @@ class FitConfig:
     # faces, reads the tilt better, and the two together beat either (turned validation faces: pitch error 3.7
     # fit, 3.0 encoder, 2.9 both).
     w_pitch_encoder: float = 1e5
+
+
+@dataclass
+class Stage:
+    """One pass of the fit: which shapes move (mask, idx), their bases as the fit uses them (E: (3, K, N)
+    float32; flat: (N*3, K)), the held shapes' (flat_other), which of DenseFitter.pairs are terms (a slice: the
+    openings, or the brows' offsets from the eye corners) and, with the brows' offsets, which moving shapes
+    are the brows (the offsets are evidence for them alone; None without)."""
+
+    mask: np.ndarray
+    idx: np.ndarray
+    E: np.ndarray
+    flat: np.ndarray
+    flat_other: np.ndarray
+    pairs: slice
+    brows: slice | None = None  # the brows' rows in the system (6 + their positions in idx): contiguous
 
 
 @dataclass
@@ -273,7 +305,6 @@ class DenseFitter:
         self.exp_flat = np.ascontiguousarray(self.exp_rows.transpose(1, 2, 0)).reshape(-1, len(self.exp_rows))
         # (3, K, N), float32 (see _gram): rotated in one product
         self.exp_3kn = np.ascontiguousarray(self.exp_rows.transpose(2, 0, 1), np.float32)
-        self._all_shapes = np.arange(self.exp_rows.shape[0])
         geo = model.geo_corrective
         self.geo_rows = rows(geo.basis.detach().numpy().astype(np.float64)) if isinstance(geo, LinearCorrective) \
             else None
@@ -293,21 +324,42 @@ class DenseFitter:
         self.l2_scale = np.array([self.cfg.l2_scale.get(n, 1.0) for n in model.exp_names]) \
             * np.maximum(1.0, self.cfg.observed_px / np.maximum(seen, 1e-3))
         self.primary = np.array([n in self.cfg.primary_shapes for n in model.exp_names])
-        self._primary_shapes = np.flatnonzero(self.primary)
-        self.exp_3kn_primary = np.ascontiguousarray(self.exp_3kn[:, self.primary])
-        self.exp_flat_primary = np.ascontiguousarray(self.exp_flat[:, self.primary])
-        self.exp_flat_other = np.ascontiguousarray(self.exp_flat[:, ~self.primary])
-        self.pairs = np.concatenate([EYELIDS, INNER_LIPS])
-        self.pair_weight = np.sqrt(np.repeat([self.cfg.w_opening_lids, self.cfg.w_opening_lips],
-                                             [len(EYELIDS), len(INNER_LIPS)]))
+        brows = np.array([[b, corners[np.argmin(np.abs(self.mean[corners, 0] - self.mean[b, 0]))]]
+                          for side, corners in zip(BROWS, EYE_CORNERS, strict=True) for b in side])
+        self.n_openings = len(EYELIDS) + len(INNER_LIPS)
+        self.pairs = np.concatenate([EYELIDS, INNER_LIPS, brows])
+        self.pair_weight = np.sqrt(np.repeat([self.cfg.w_opening_lids, self.cfg.w_opening_lips,
+                                              self.cfg.w_brow_heights], [len(EYELIDS), len(INNER_LIPS), len(brows)]))
         self.pair_scale = self.pair_weight / np.sqrt(self.weights[self.pairs[:, 0]])  # J rows carry sqrt(w)
-        self.pair_weight_uv = np.tile(self.pair_weight, 2)  # the openings' u rows, then their v rows
+        brow_shapes = np.array([n in self.cfg.stream_brows for n in model.exp_names])
+        # the brows' offsets (see _data_terms): residual and Jacobian columns of each pair's two points (u, then
+        # v), their weights (sqrt) and the swap of the points' own sqrt weight for the pairs'
+        b0, b1 = self.pairs[self.n_openings :].T
+        n_points = len(corr.tri)
+        self.brow_cols = (np.concatenate([b0, n_points + b0]), np.concatenate([b1, n_points + b1]))
+        self.brow_weight = np.tile(self.pair_weight[self.n_openings :], 2)
+        self.brow_scale = np.tile(self.pair_scale[self.n_openings :], 2).astype(np.float32)
+        every = np.ones(len(model.exp_names), bool)
+        self.primary_stage = self._stage(self.primary, slice(0, self.n_openings))
+        self.photo_stage = self._stage(every, slice(0, 0))
+        self.stream_stage = self._stage(every, slice(self.n_openings, None), brow_shapes) if brow_shapes.any() \
+            else self.photo_stage
         self.identity_weights = self.weights.copy()
         self.identity_weights[EYE_CONTOURS] *= self.cfg.identity_lids
         lid_rows, lid_target = self._lid_opening_rows()
         self.lid_hold = self.cfg.w_lid_opening * lid_rows.T @ lid_rows  # added to every identity solve
         self.lid_hold_b = self.cfg.w_lid_opening * lid_rows.T @ lid_target
         self.state = FitState()
+
+    def _stage(self, mask: np.ndarray, pairs: slice, brows: np.ndarray | None = None) -> Stage:
+        bases = (self.exp_3kn[:, mask], self.exp_flat[:, mask], self.exp_flat[:, ~mask])
+        rows = None
+        if brows is not None:
+            at = np.flatnonzero(brows[mask])
+            if not (np.diff(at) == 1).all():
+                raise ValueError("the brow shapes must be neighbours in the model's expression order")
+            rows = slice(6 + at[0], 7 + at[-1])
+        return Stage(mask, np.flatnonzero(mask), *(np.ascontiguousarray(b) for b in bases), pairs, rows)
 
     def reset(self, keep_identity: bool = True) -> None:
         """A new shot or a lost face: forget the previous frame; keep the person unless told otherwise."""
@@ -378,18 +430,24 @@ class DenseFitter:
         return uv, J
 
     def _data_terms(self, m: np.ndarray, obs: np.ndarray, z_obs: np.ndarray | None, R: np.ndarray, t: np.ndarray,
-                    E: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+                    E: np.ndarray, pairs: slice, brows: slice | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, float]:
         """The landmark terms' Gauss-Newton system at pose (R, t) of the model-frame points m (N, 3: the static
         points and the expressions) for the unknowns (rotation increment, translation, the expressions whose bases
         E (3, K, N) holds): the upper triangle of J^T J, J^T r, and the unweighted
-        RMS of the 2D residual. Terms: the weighted 2D residuals; the openings of `pairs` (upper minus lower
-        point); MediaPipe's relative depth (z_obs), evidence for the rotation only.
+        RMS of the 2D residual. Terms: the weighted 2D residuals; the differences of the DenseFitter.pairs that
+        `pairs` selects (the openings: upper minus lower point; or the brow points' offsets from the eye
+        corners); MediaPipe's relative depth (z_obs), evidence for the rotation only. `brows`: the rows of the
+        system (6 + the unknowns' positions) that are the brow shapes; the pairs are then the brows' offsets and
+        evidence for them alone (the pose and the other shapes keep to the 2D term, whatever those say).
         All rows go into one matrix, transposed (one row per unknown, one column per residual: all u, then all
         v, then the openings' u and v), whose product with itself is one symmetric rank-k update (BLAS syrk). At
         a few hundred microseconds an iteration the rest is numpy's per-call cost, so the Jacobian is written
         row by row from the projection's four nonzero entries per point, and the expressions' rows from the
         bases rotated in one product; each row is contiguous."""
         sw, focal = self.sqrt_weights, self.camera.focal
+        pair_scale, pair_weight = self.pair_scale[pairs], self.pair_weight[pairs]
+        pairs = self.pairs[pairs] if brows is None else self.pairs[:0]  # the brows' pairs: their own block below
         N, K, n_pairs = len(m), E.shape[1], len(pairs)
         AT = np.empty((6 + K, 2 * N + 2 * n_pairs), np.float32)  # see _gram
         res = np.empty(AT.shape[1])
@@ -405,6 +463,8 @@ class DenseFitter:
         if n_pairs:  # the openings' residuals (weighted below)
             res[2 * N : 2 * N + n_pairs] = ru[pairs[:, 0]] - ru[pairs[:, 1]]
             res[2 * N + n_pairs :] = rv[pairs[:, 0]] - rv[pairs[:, 1]]
+        if brows is not None:  # their residuals, u then v (weighted like the openings)
+            r_brows = (res[self.brow_cols[0]] - res[self.brow_cols[1]]) * self.brow_weight
         ru *= sw
         rv *= sw
         # the projection's Jacobian d(u, v)/dc, weighted: u row (a0, 0, a2), v row (0, -a0, b2)
@@ -426,10 +486,16 @@ class DenseFitter:
             su, sv = AT[:, 2 * N : 2 * N + n_pairs], AT[:, 2 * N + n_pairs :]
             np.subtract(Ju[:, pairs[:, 0]], Ju[:, pairs[:, 1]], out=su)
             np.subtract(Jv[:, pairs[:, 0]], Jv[:, pairs[:, 1]], out=sv)
-            su *= self.pair_scale
-            sv *= self.pair_scale
-            res[2 * N :] *= self.pair_weight_uv
+            su *= pair_scale
+            sv *= pair_scale
+            res[2 * N : 2 * N + n_pairs] *= pair_weight
+            res[2 * N + n_pairs :] *= pair_weight
         H, g = _gram(AT, res)
+        if brows is not None:  # evidence for the brows alone: a small block of their own, added to theirs
+            JB = AT[brows]
+            B = ((JB[:, self.brow_cols[0]] - JB[:, self.brow_cols[1]]) * self.brow_scale).astype(np.float64)
+            H[brows, brows] += B @ B.T
+            g[brows] += B @ r_brows
         # Relative depth about the mean, against MediaPipe's: evidence for the rotation only (a translation moves
         # all depths alike, which the mean removes; as evidence for the expressions it read them worse). Its
         # derivative under the rotation increment is (-y, x, 0) of the rotated points, centred, at the fixed scale
@@ -449,18 +515,16 @@ class DenseFitter:
         return H, g, rms
 
     def _iterate(self, s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, R_enc, l2w, l2_target, iterations,
-                 primary_stage=False):
+                 stage: Stage):
         """Gauss-Newton steps from (R, t, a); R_enc is the encoder's rotation (its pitch a prior); l2w (K,) and
         l2_target (K,) are the expressions' L2 term.
-        `primary_stage`: only the primary shapes are unknowns (the others stay as they are), and the openings of
-        lips and lids are a term of their own (see FitConfig.w_opening_lips)."""
+        `stage`: only its shapes are unknowns (the others stay as they are), and its pairs (the openings of lips
+        and lids; in a stream's final stage the brows' offsets from the eye corners) are terms of their own (see
+        FitConfig.w_opening_lips, FitConfig.w_brow_heights)."""
         cfg = self.cfg
-        if primary_stage:
-            idx, E, flat, pairs = self._primary_shapes, self.exp_3kn_primary, self.exp_flat_primary, self.pairs
-            fixed = s + (self.exp_flat_other @ a[~self.primary]).reshape(-1, 3)  # the held shapes, summed once
-        else:
-            idx, E, flat, pairs = self._all_shapes, self.exp_3kn, self.exp_flat, self.pairs[:0]
-            fixed = s
+        idx, E, flat, pairs = stage.idx, stage.E, stage.flat, stage.pairs
+        held = ~stage.mask
+        fixed = s + (stage.flat_other @ a[held]).reshape(-1, 3) if held.any() else s  # the held shapes, summed once
         P = 6 + len(idx)
         a = a.copy()
         # priors on the expressions (previous frame, encoder, per-shape L2) are diagonal: their weights and
@@ -476,7 +540,8 @@ class DenseFitter:
         start_rms, done = None, 0
         for _ in range(iterations):
             done += 1
-            H, g, rms = self._data_terms(fixed + (flat @ a[idx]).reshape(-1, 3), obs, z_obs, R, t, E, pairs)
+            H, g, rms = self._data_terms(fixed + (flat @ a[idx]).reshape(-1, 3), obs, z_obs, R, t, E, pairs,
+                                         stage.brows)
             if start_rms is None:
                 start_rms = rms
             g[6:] += w_sum * a[idx] - w_target
@@ -519,7 +584,7 @@ class DenseFitter:
         if calibrating:  # the person's evidence comes from a solve with expressions held near zero ...
             Rc, tc, ac, _, _ = self._iterate(s, obs, z_obs, R, t, np.zeros(K), prev, a_prev, enc_exp, R_enc,
                                              np.where(self.primary, cfg.calibration_l2_primary, cfg.calibration_l2),
-                                             np.zeros(K), cfg.iterations)
+                                             np.zeros(K), cfg.iterations, self.photo_stage)
             c, uv, Jp = self._points(s, ac, Rc, tc)
             self._accumulate_identity(identity, Rc, Jp, uv, obs, True)
             if cfg.neutral_bias:
@@ -527,17 +592,17 @@ class DenseFitter:
         # ... while the frame's own answer is the free fit, coarse to fine
         l2w = cfg.w_l2 * self.l2_scale * (1.0 if stream else cfg.photo_l2)
         start_rms = None
-        primary = self.primary if cfg.primary_first else None
-        if primary is not None:  # the primary shapes explain what they can first, the others at zero
-            a = np.where(primary, a, 0.0)
+        if cfg.primary_first:  # the primary shapes explain what they can first, the others at zero
+            a = np.where(self.primary, a, 0.0)
             R, t, a, _, start_rms = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, R_enc, l2w,
-                                                  np.zeros(K), cfg.primary_iterations, primary_stage=True)
-            l2w = l2w + np.where(primary, cfg.w_primary_keep, 0.0)
-            target = np.where(primary, a, 0.0)
+                                                  np.zeros(K), cfg.primary_iterations, self.primary_stage)
+            l2w = l2w + np.where(self.primary, cfg.w_primary_keep, 0.0)
+            target = np.where(self.primary, a, 0.0)
         else:
             target = np.zeros(K)
+        final = self.stream_stage if stream else self.photo_stage
         R, t, a, done, start2 = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, R_enc, l2w, target,
-                                              cfg.iterations)
+                                              cfg.iterations, final)
         if not stream:  # a photo: identity from this frame alone, alternating with pose and expressions
             for _ in range(cfg.photo_rounds):
                 _, uv, Jp = self._points(s, a, R, t)
@@ -545,9 +610,9 @@ class DenseFitter:
                                                 cfg.photo_id_prior)
                 s = self._fit_static(identity, x[sl["delta_g"]])
                 R, t, a, done, _ = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, R_enc, l2w, target,
-                                                 cfg.iterations)
+                                                 cfg.iterations, final)
             st.identity = identity
-        start_rms = start_rms if primary is not None else start2
+        start_rms = start_rms if cfg.primary_first else start2
         keyframe = stream and not calibrating and st.frames % cfg.keyframe_every == 0
         c, uv, Jp = self._points(s, a, R, t, jacobian=keyframe)
         d = (uv - obs).ravel()
