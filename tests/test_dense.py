@@ -119,7 +119,7 @@ def test_fit_system_is_the_residuals_derivative(face: FaceModel, stage: str) -> 
     obs = uv + rng.normal(0, 1.5, uv.shape)
     f, d0 = fitter.camera.focal, -c[:, 2]
     z_obs = (d0 - d0.mean()) * f / d0.mean() + rng.normal(0, 2.0, len(d0))
-    st = {"primary": fitter.primary_stage, "stream": fitter.stream_stage, "photo": fitter.photo_stage}[stage]
+    st = {"primary": fitter.primary_stage, "stream": fitter.stream_stage, "photo": fitter.all_stage}[stage]
     idx, pairs = st.idx, fitter.pairs[st.pairs]
     brows = np.zeros(len(idx), bool)
     if st.brows is not None:

@@ -341,9 +341,9 @@ class DenseFitter:
         self.brow_scale = np.tile(self.pair_scale[self.n_openings :], 2).astype(np.float32)
         every = np.ones(len(model.exp_names), bool)
         self.primary_stage = self._stage(self.primary, slice(0, self.n_openings))
-        self.photo_stage = self._stage(every, slice(0, 0))
+        self.all_stage = self._stage(every, slice(0, 0))  # photos, calibration: all shapes, the 2D term alone
         self.stream_stage = self._stage(every, slice(self.n_openings, None), brow_shapes) if brow_shapes.any() \
-            else self.photo_stage
+            else self.all_stage
         self.identity_weights = self.weights.copy()
         self.identity_weights[EYE_CONTOURS] *= self.cfg.identity_lids
         lid_rows, lid_target = self._lid_opening_rows()
@@ -584,7 +584,7 @@ class DenseFitter:
         if calibrating:  # the person's evidence comes from a solve with expressions held near zero ...
             Rc, tc, ac, _, _ = self._iterate(s, obs, z_obs, R, t, np.zeros(K), prev, a_prev, enc_exp, R_enc,
                                              np.where(self.primary, cfg.calibration_l2_primary, cfg.calibration_l2),
-                                             np.zeros(K), cfg.iterations, self.photo_stage)
+                                             np.zeros(K), cfg.iterations, self.all_stage)
             c, uv, Jp = self._points(s, ac, Rc, tc)
             self._accumulate_identity(identity, Rc, Jp, uv, obs, True)
             if cfg.neutral_bias:
@@ -600,7 +600,7 @@ class DenseFitter:
             target = np.where(self.primary, a, 0.0)
         else:
             target = np.zeros(K)
-        final = self.stream_stage if stream else self.photo_stage
+        final = self.stream_stage if stream else self.all_stage
         R, t, a, done, start2 = self._iterate(s, obs, z_obs, R, t, a, prev, a_prev, enc_exp, R_enc, l2w, target,
                                               cfg.iterations, final)
         if not stream:  # a photo: identity from this frame alone, alternating with pose and expressions
