@@ -120,24 +120,28 @@ def test_fit_system_is_the_residuals_derivative(face: FaceModel, stage: str) -> 
     f, d0 = fitter.camera.focal, -c[:, 2]
     z_obs = (d0 - d0.mean()) * f / d0.mean() + rng.normal(0, 2.0, len(d0))
     st = {"primary": fitter.primary_stage, "stream": fitter.stream_stage, "photo": fitter.all_stage}[stage]
-    idx, pairs = st.idx, fitter.pairs[st.pairs]
+    idx = st.idx
     brows = np.zeros(len(idx), bool)
     if st.brows is not None:
         brows[st.brows.start - 6 : st.brows.stop - 6] = True
     m = s + (fitter.exp_flat @ a0).reshape(-1, 3)
-    H, g, rms = fitter._data_terms(m, obs, z_obs, R0, t0, np.ascontiguousarray(fitter.exp_3kn[:, idx]), st.pairs,
-                                   st.brows)
+    H, g, rms = fitter._data_terms(m, obs, z_obs, R0, t0, np.ascontiguousarray(fitter.exp_3kn[:, idx]),
+                                   st.openings, st.brows)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         R, t, a, a_brows = _rodrigues(theta[:3]) @ R0, t0 + theta[3:6], a0.copy(), a0.copy()
         a[idx] += theta[6:]
         a_brows[idx[brows]] += theta[6:][brows]  # the brows' pairs move with the brows alone, the pose held
         r2 = fitter._points(s, a, R, t)[1] - obs
-        r_pairs = fitter._points(s, a_brows, R0, t0)[1] - obs if st.brows is not None else r2
-        opening = (r_pairs[pairs[:, 0]] - r_pairs[pairs[:, 1]]) * fitter.pair_weight[st.pairs, None]
+        p = fitter.pairs if st.openings else fitter.pairs[:0]
+        opening = (r2[p[:, 0]] - r2[p[:, 1]]) * fitter.pair_weight[: len(p), None]
+        r_brow = fitter._points(s, a_brows, R0, t0)[1] - obs
+        p = fitter.brow_pairs if st.brows is not None else fitter.brow_pairs[:0]
+        brow = (r_brow[p[:, 0]] - r_brow[p[:, 1]]) * np.sqrt(fitter.cfg.w_brow_heights)
         d = -fitter._points(s, a0, R, t)[0][:, 2]  # the expressions give no depth evidence; the scale is fixed
         depth = ((d - d.mean()) * f / d0.mean() - z_obs) * fitter.sqrt_depth_weights
-        return np.concatenate([(r2 * fitter.sqrt_weights[:, None]).T.ravel(), opening.T.ravel(), depth])
+        return np.concatenate([(r2 * fitter.sqrt_weights[:, None]).T.ravel(), opening.T.ravel(), brow.T.ravel(),
+                               depth])
 
     theta, eps = np.zeros(6 + len(idx)), 1e-6
     J = np.stack([(residuals(theta + eps * e) - residuals(theta - eps * e)) / (2 * eps) for e in np.eye(len(theta))],

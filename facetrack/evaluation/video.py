@@ -192,8 +192,8 @@ def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
     scale = worse.scale if worse else 1.0
     ours, raw, fed, exp, mp_scores, photo, ark, mp_ark = [], [], [], [], [], [], [], []
     nan = np.full((68, 2), np.nan)
-    names = list(tracker.model.exp_names)
     model = tracker.model
+    names = list(model.exp_names)
     mean_lm = model.mean[model.landmarks].double().numpy()
     size = None
     for frame in open_source(str(path)):

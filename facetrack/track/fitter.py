@@ -156,17 +156,17 @@ class FitConfig:
 @dataclass
 class Stage:
     """One pass of the fit: which shapes move (mask, idx), their bases as the fit uses them (E: (3, K, N)
-    float32; flat: (N*3, K)), the held shapes' (flat_other), which of DenseFitter.pairs are terms (a slice: the
-    openings, or the brows' offsets from the eye corners) and, with the brows' offsets, which moving shapes
-    are the brows (the offsets are evidence for them alone; None without)."""
+    float32; flat: (N*3, K)), the held shapes' (flat_other), whether the openings of lips and lids are a term,
+    and, when the brows' offsets from the eye corners are one, the brows' rows in the system (evidence for
+    them alone; None without)."""
 
     mask: np.ndarray
     idx: np.ndarray
     E: np.ndarray
     flat: np.ndarray
     flat_other: np.ndarray
-    pairs: slice
-    brows: slice | None = None  # the brows' rows in the system (6 + their positions in idx): contiguous
+    openings: bool
+    brows: slice | None = None  # 6 + the brow shapes' positions in idx: contiguous
 
 
 @dataclass
@@ -324,26 +324,26 @@ class DenseFitter:
         self.l2_scale = np.array([self.cfg.l2_scale.get(n, 1.0) for n in model.exp_names]) \
             * np.maximum(1.0, self.cfg.observed_px / np.maximum(seen, 1e-3))
         self.primary = np.array([n in self.cfg.primary_shapes for n in model.exp_names])
-        brows = np.array([[b, corners[np.argmin(np.abs(self.mean[corners, 0] - self.mean[b, 0]))]]
-                          for side, corners in zip(BROWS, EYE_CORNERS, strict=True) for b in side])
-        self.n_openings = len(EYELIDS) + len(INNER_LIPS)
-        self.pairs = np.concatenate([EYELIDS, INNER_LIPS, brows])
-        self.pair_weight = np.sqrt(np.repeat([self.cfg.w_opening_lids, self.cfg.w_opening_lips,
-                                              self.cfg.w_brow_heights], [len(EYELIDS), len(INNER_LIPS), len(brows)]))
+        self.pairs = np.concatenate([EYELIDS, INNER_LIPS])
+        self.pair_weight = np.sqrt(np.repeat([self.cfg.w_opening_lids, self.cfg.w_opening_lips],
+                                             [len(EYELIDS), len(INNER_LIPS)]))
         self.pair_scale = self.pair_weight / np.sqrt(self.weights[self.pairs[:, 0]])  # J rows carry sqrt(w)
-        brow_shapes = np.array([n in self.cfg.stream_brows for n in model.exp_names])
-        # the brows' offsets (see _data_terms): residual and Jacobian columns of each pair's two points (u, then
-        # v), their weights (sqrt) and the swap of the points' own sqrt weight for the pairs'
-        b0, b1 = self.pairs[self.n_openings :].T
+        self.pair_weight_uv = np.tile(self.pair_weight, 2)  # the openings' u rows, then their v rows
+        # The brows' offsets (see _data_terms): each brow point and the nearer corner of its eye; the residual
+        # and Jacobian columns of their two points (u, then v); the offsets' weight (sqrt), and the swap of the
+        # brow point's own sqrt weight (which its Jacobian rows carry) for it.
+        self.brow_pairs = np.array([[b, corners[np.argmin(np.abs(self.mean[corners, 0] - self.mean[b, 0]))]]
+                                    for side, corners in zip(BROWS, EYE_CORNERS, strict=True) for b in side])
+        b0, b1 = self.brow_pairs.T
         n_points = len(corr.tri)
         self.brow_cols = (np.concatenate([b0, n_points + b0]), np.concatenate([b1, n_points + b1]))
-        self.brow_weight = np.tile(self.pair_weight[self.n_openings :], 2)
-        self.brow_scale = np.tile(self.pair_scale[self.n_openings :], 2).astype(np.float32)
+        self.brow_weight = np.full(2 * len(b0), math.sqrt(self.cfg.w_brow_heights))
+        self.brow_scale = (self.brow_weight / np.tile(self.sqrt_weights[b0], 2)).astype(np.float32)
+        brow_shapes = np.array([n in self.cfg.stream_brows for n in model.exp_names])
         every = np.ones(len(model.exp_names), bool)
-        self.primary_stage = self._stage(self.primary, slice(0, self.n_openings))
-        self.all_stage = self._stage(every, slice(0, 0))  # photos, calibration: all shapes, the 2D term alone
-        self.stream_stage = self._stage(every, slice(self.n_openings, None), brow_shapes) if brow_shapes.any() \
-            else self.all_stage
+        self.primary_stage = self._stage(self.primary, True)
+        self.all_stage = self._stage(every, False)  # photos, calibration: all shapes, the 2D term alone
+        self.stream_stage = self._stage(every, False, brow_shapes) if brow_shapes.any() else self.all_stage
         self.identity_weights = self.weights.copy()
         self.identity_weights[EYE_CONTOURS] *= self.cfg.identity_lids
         lid_rows, lid_target = self._lid_opening_rows()
@@ -351,7 +351,7 @@ class DenseFitter:
         self.lid_hold_b = self.cfg.w_lid_opening * lid_rows.T @ lid_target
         self.state = FitState()
 
-    def _stage(self, mask: np.ndarray, pairs: slice, brows: np.ndarray | None = None) -> Stage:
+    def _stage(self, mask: np.ndarray, openings: bool, brows: np.ndarray | None = None) -> Stage:
         bases = (self.exp_3kn[:, mask], self.exp_flat[:, mask], self.exp_flat[:, ~mask])
         rows = None
         if brows is not None:
@@ -359,7 +359,7 @@ class DenseFitter:
             if not (np.diff(at) == 1).all():
                 raise ValueError("the brow shapes must be neighbours in the model's expression order")
             rows = slice(6 + at[0], 7 + at[-1])
-        return Stage(mask, np.flatnonzero(mask), *(np.ascontiguousarray(b) for b in bases), pairs, rows)
+        return Stage(mask, np.flatnonzero(mask), *(np.ascontiguousarray(b) for b in bases), openings, rows)
 
     def reset(self, keep_identity: bool = True) -> None:
         """A new shot or a lost face: forget the previous frame; keep the person unless told otherwise."""
@@ -430,24 +430,23 @@ class DenseFitter:
         return uv, J
 
     def _data_terms(self, m: np.ndarray, obs: np.ndarray, z_obs: np.ndarray | None, R: np.ndarray, t: np.ndarray,
-                    E: np.ndarray, pairs: slice, brows: slice | None = None
+                    E: np.ndarray, openings: bool, brows: slice | None = None
                     ) -> tuple[np.ndarray, np.ndarray, float]:
         """The landmark terms' Gauss-Newton system at pose (R, t) of the model-frame points m (N, 3: the static
         points and the expressions) for the unknowns (rotation increment, translation, the expressions whose bases
         E (3, K, N) holds): the upper triangle of J^T J, J^T r, and the unweighted
-        RMS of the 2D residual. Terms: the weighted 2D residuals; the differences of the DenseFitter.pairs that
-        `pairs` selects (the openings: upper minus lower point; or the brow points' offsets from the eye
-        corners); MediaPipe's relative depth (z_obs), evidence for the rotation only. `brows`: the rows of the
-        system (6 + the unknowns' positions) that are the brow shapes; the pairs are then the brows' offsets and
-        evidence for them alone (the pose and the other shapes keep to the 2D term, whatever those say).
+        RMS of the 2D residual. Terms: the weighted 2D residuals; with `openings`, those of DenseFitter.pairs
+        (upper minus lower point); MediaPipe's relative depth (z_obs), evidence for the rotation only. `brows`:
+        the rows of the system (6 + the unknowns' positions) that are the brow shapes, which then also read the
+        brow points' offsets from the eye corners, evidence for them alone (the pose and the other shapes keep
+        to the 2D term, whatever those say).
         All rows go into one matrix, transposed (one row per unknown, one column per residual: all u, then all
         v, then the openings' u and v), whose product with itself is one symmetric rank-k update (BLAS syrk). At
         a few hundred microseconds an iteration the rest is numpy's per-call cost, so the Jacobian is written
         row by row from the projection's four nonzero entries per point, and the expressions' rows from the
         bases rotated in one product; each row is contiguous."""
         sw, focal = self.sqrt_weights, self.camera.focal
-        pair_scale, pair_weight = self.pair_scale[pairs], self.pair_weight[pairs]
-        pairs = self.pairs[pairs] if brows is None else self.pairs[:0]  # the brows' pairs: their own block below
+        pairs = self.pairs if openings else self.pairs[:0]
         N, K, n_pairs = len(m), E.shape[1], len(pairs)
         AT = np.empty((6 + K, 2 * N + 2 * n_pairs), np.float32)  # see _gram
         res = np.empty(AT.shape[1])
@@ -486,10 +485,9 @@ class DenseFitter:
             su, sv = AT[:, 2 * N : 2 * N + n_pairs], AT[:, 2 * N + n_pairs :]
             np.subtract(Ju[:, pairs[:, 0]], Ju[:, pairs[:, 1]], out=su)
             np.subtract(Jv[:, pairs[:, 0]], Jv[:, pairs[:, 1]], out=sv)
-            su *= pair_scale
-            sv *= pair_scale
-            res[2 * N : 2 * N + n_pairs] *= pair_weight
-            res[2 * N + n_pairs :] *= pair_weight
+            su *= self.pair_scale
+            sv *= self.pair_scale
+            res[2 * N :] *= self.pair_weight_uv
         H, g = _gram(AT, res)
         if brows is not None:  # evidence for the brows alone: a small block of their own, added to theirs
             JB = AT[brows]
@@ -518,11 +516,11 @@ class DenseFitter:
                  stage: Stage):
         """Gauss-Newton steps from (R, t, a); R_enc is the encoder's rotation (its pitch a prior); l2w (K,) and
         l2_target (K,) are the expressions' L2 term.
-        `stage`: only its shapes are unknowns (the others stay as they are), and its pairs (the openings of lips
-        and lids; in a stream's final stage the brows' offsets from the eye corners) are terms of their own (see
-        FitConfig.w_opening_lips, FitConfig.w_brow_heights)."""
+        `stage`: only its shapes are unknowns (the others stay as they are); the openings of lips and lids (the
+        primary stage) and the brows' offsets from the eye corners (a stream's final stage) are terms of their
+        own (see FitConfig.w_opening_lips, FitConfig.w_brow_heights)."""
         cfg = self.cfg
-        idx, E, flat, pairs = stage.idx, stage.E, stage.flat, stage.pairs
+        idx, E, flat = stage.idx, stage.E, stage.flat
         held = ~stage.mask
         fixed = s + (stage.flat_other @ a[held]).reshape(-1, 3) if held.any() else s  # the held shapes, summed once
         P = 6 + len(idx)
@@ -540,8 +538,8 @@ class DenseFitter:
         start_rms, done = None, 0
         for _ in range(iterations):
             done += 1
-            H, g, rms = self._data_terms(fixed + (flat @ a[idx]).reshape(-1, 3), obs, z_obs, R, t, E, pairs,
-                                         stage.brows)
+            H, g, rms = self._data_terms(fixed + (flat @ a[idx]).reshape(-1, 3), obs, z_obs, R, t, E,
+                                         stage.openings, stage.brows)
             if start_rms is None:
                 start_rms = rms
             g[6:] += w_sum * a[idx] - w_target
