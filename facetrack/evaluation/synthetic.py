@@ -30,10 +30,11 @@ from facetrack.evaluation.metrics import aligned_vertex_error_mm, angle_errors_d
 from facetrack.evaluation.report import skipped, stats
 from facetrack.model.facemodel import NARROW_FACE
 from facetrack.render.camera import CROP_SIZE, Camera, euler_to_matrix
+from facetrack.render.images import to_uint8
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.render.reconstruction import Needs
 from facetrack.render.synthetic import RENDER_VERSION, SynthConfig, SyntheticFaces, generate
-from facetrack.track.photos import reconstructions
+from facetrack.track.photos import PHOTO_PAD, reconstructions
 from facetrack.track.tracker import Tracker
 
 
@@ -62,9 +63,10 @@ def landmarker_gain(tracker: Tracker, faces: int, seed: int) -> dict[str, dict[s
     corr, names = tracker.fitter.corr, list(gen.model.exp_names)
     moved = {n: ([], []) for n in names}  # per shape: the model points' and the landmarks' motions
 
-    def landmarks(rgb: np.ndarray) -> np.ndarray | None:
-        found = tracker.dense((np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8), still=True)
-        return found[0].points[: len(corr.tri)] if found else None
+    def landmarks(rgb: np.ndarray) -> np.ndarray | None:  # as a photo is looked at (the set's faces too)
+        tracker.reset()
+        dense = tracker.find(to_uint8(rgb), pad=PHOTO_PAD).dense
+        return None if dense is None else dense.points[: len(corr.tri)]
 
     try:
         with torch.no_grad():
