@@ -125,8 +125,8 @@ def test_fit_system_is_the_residuals_derivative(face: FaceModel, stage: str) -> 
     if st.brows is not None:
         brows[st.brows.start - 6 : st.brows.stop - 6] = True
     m = s + (fitter.exp_flat @ a0).reshape(-1, 3)
-    H, g, rms = fitter._data_terms(m, obs, z_obs, R0, t0, np.ascontiguousarray(fitter.exp_3kn[:, idx]),
-                                   st.openings, st.brows)
+    H, g, rms, _ = fitter._data_terms(m, obs, z_obs, R0, t0, np.ascontiguousarray(fitter.exp_3kn[:, idx]),
+                                      st.openings, st.brows)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         R, t, a, a_brows = _rodrigues(theta[:3]) @ R0, t0 + theta[3:6], a0.copy(), a0.copy()
