@@ -214,12 +214,16 @@ def _solve_upper(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.linalg.solve(np.triu(H) + np.triu(H, 1).T, g)
 
 
-def _gram(AT: np.ndarray, res: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The upper triangle of AT AT^T (one BLAS syrk; AT.T is Fortran-ordered, so no copy) and AT res for a float32
-    AT, returned in float64. The fit writes its Jacobians in float32: that halves the memory traffic of the two
+def _gram(AT: np.ndarray) -> np.ndarray:
+    """The upper triangle of AT AT^T (one BLAS syrk; AT.T is Fortran-ordered, so no copy) for a float32 AT,
+    returned in float64. The fit writes its Jacobians in float32: that halves the memory traffic of the two
     biggest products of a frame (the rotated bases and this one), and moves the fitted weights by under 1e-5."""
-    H = ssyrk(1.0, AT.T, trans=1).astype(np.float64)
-    return H, (AT @ res.astype(np.float32)).astype(np.float64)
+    return ssyrk(1.0, AT.T, trans=1).astype(np.float64)
+
+
+def _times(AT: np.ndarray, res: np.ndarray) -> np.ndarray:
+    """AT res for a float32 AT (see _gram), in float64."""
+    return (AT @ res.astype(np.float32)).astype(np.float64)
 
 
 def _rodrigues(w: np.ndarray) -> np.ndarray:
@@ -490,7 +494,7 @@ class DenseFitter:
             rd = ((d - dm) * (focal / dm) - z_obs) * self.sqrt_depth_weights
         if lin is None:
             lin = self._linearize(Rm, iz, px, py, R, E, pairs, brows, dm if use_depth else None)
-        g = (lin.AT @ res.astype(np.float32)).astype(np.float64)  # see _gram
+        g = _times(lin.AT, res)
         if lin.brows is not None:
             g[brows] += lin.brows @ r_brows
         if lin.depth is not None:
@@ -528,7 +532,7 @@ class DenseFitter:
             np.subtract(Jv[:, pairs[:, 0]], Jv[:, pairs[:, 1]], out=sv)
             su *= self.pair_scale
             sv *= self.pair_scale
-        H = ssyrk(1.0, AT.T, trans=1).astype(np.float64)  # see _gram
+        H = _gram(AT)
         B = rows = None
         if brows is not None:  # evidence for the brows alone: a small block of their own, added to theirs
             JB = AT[brows]
@@ -702,7 +706,7 @@ class DenseFitter:
         basis_rows(R, self.id_3kn, Jp[:, 0, 0] * sw, Jp[:, 0, 2] * sw, Jp[:, 1, 1] * sw, Jp[:, 1, 2] * sw,
                    JT[:, :N], JT[:, N:])
         r = ((obs - uv) * sw[:, None]).T.ravel()
-        return _gram(JT, r + identity @ JT)
+        return _gram(JT), _times(JT, r + identity @ JT)
 
     def _lid_opening_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows C (pairs, K) and targets d such that C @ identity = d holds each eyelid pair's vertical opening
