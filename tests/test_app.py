@@ -217,17 +217,18 @@ def test_follow_view_frames_the_face_inside_the_frame() -> None:
 def test_window_with_a_landmark_thread(qtbot, model_file: Path, landmarker: Path, shared_dir: Path,
                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a machine with cores to spare the window finds MediaPipe's landmarks on a thread of its own: it
-    tracks, records and draws as with one thread, and stopping ends all three threads. A recording replayed
+    tracks, records and draws as with one thread, and stopping ends all three threads. While the fit learns the
+    person's resting face the status line says so, and only then. A recording replayed
     (no image to look at) and this 2-core machine keep one inference thread."""
     ensure_app()
-    from facetrack.app.window import MainWindow
+    from facetrack.app.window import CALIBRATING, MainWindow
     from facetrack.track import pipeline as pipeline_module
 
     folder = paths.weights_dir()
     if not (folder / "encoder.pt").is_file():
         pytest.skip("no trained weights in weights/")
     pipe = Pipeline(Tracker(load_weights(folder, FaceModel.load(model_file)), landmarker=landmarker))
-    video = str(shared_dir / "videos" / "liveportrait_d0.mp4")
+    video = str(shared_dir / "videos" / "liveportrait_d13.mp4")  # 12 s: past the fit's 40 calibration frames
     monkeypatch.setattr(pipeline_module.os, "cpu_count", lambda: 8)
     rec_path = tmp_path / "staged.ftrec"
     win = MainWindow(pipe, video, record=rec_path)
@@ -238,6 +239,10 @@ def test_window_with_a_landmark_thread(qtbot, model_file: Path, landmarker: Path
     qtbot.waitUntil(lambda: win.frames >= 6 and win.viewport.packet is not None
                     and win.viewport.packet.result is not None and win.viewport.packet.result.present, timeout=60000)
     assert "MediaPipe" in win.status.text() and "tracking" in win.status.text() and win.tracking_fps > 0
+    assert CALIBRATING in win.status.text() and win.viewport.packet.result.fit.calibrating
+    # the fit's first frames learn the resting face, and the status line says so until they are done
+    qtbot.waitUntil(lambda: not win.viewport.packet.result.fit.calibrating, timeout=60000)
+    assert CALIBRATING not in win.status.text()
     n = win.inference.stop_recording()
     win.stop()
     assert not stage.is_alive() and win.landmarks is None

@@ -24,6 +24,10 @@ from facetrack.io.streaming import NEUTRAL_SECONDS, VMC_PORT, Streamer, StreamTa
 from facetrack.render.reconstruction import Needs
 from facetrack.track.pipeline import HOLD_FRAMES, LandmarkStage, Pipeline, landmark_thread_pays
 
+# The status line while the fit learns the person's resting face (the first frames of a face: what the face
+# does then becomes its rest, so raised brows or a smile there would read as rest for good)
+CALIBRATING = "learning the resting face: keep it relaxed"
+
 
 class MainWindow(QMainWindow):
     def __init__(self, pipeline: Pipeline, source: str | None = None, record: Path | None = None,
@@ -200,6 +204,8 @@ class MainWindow(QMainWindow):
         r = pk.result
         face = "face" if r is not None and r.present else (
             "no face" if r is None or r.lost_frames > HOLD_FRAMES else "face lost: holding the last pose")
+        if r is not None and r.present and r.fit is not None and r.fit.calibrating:
+            face += f" ({CALIBRATING})"
         if r is not None and r.present and r.dense is not None and r.dense.other_faces:
             face += f" (+{r.dense.other_faces} other face{'s' * (r.dense.other_faces > 1)})"
         rec = f" · recording {self.inference.recorder.frames} frames" if self.inference and self.inference.recorder \
