@@ -218,9 +218,11 @@ def test_window_with_a_landmark_thread(qtbot, model_file: Path, landmarker: Path
                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a machine with cores to spare the window finds MediaPipe's landmarks on a thread of its own: it
     tracks, records and draws as with one thread, and stopping ends all three threads. While the fit learns the
-    person's resting face the status line says so, and only then. A recording replayed
+    person's resting face the status line says so, and only then; C asks for it again. A recording replayed
     (no image to look at) and this 2-core machine keep one inference thread."""
     ensure_app()
+    from PySide6.QtGui import QAction
+
     from facetrack.app.window import CALIBRATING, MainWindow
     from facetrack.track import pipeline as pipeline_module
 
@@ -243,6 +245,10 @@ def test_window_with_a_landmark_thread(qtbot, model_file: Path, landmarker: Path
     # the fit's first frames learn the resting face, and the status line says so until they are done
     qtbot.waitUntil(lambda: not win.viewport.packet.result.fit.calibrating, timeout=60000)
     assert CALIBRATING not in win.status.text()
+    relearn = next(a for a in win.findChildren(QAction) if a.shortcut().toString() == "C")
+    fitter = win.pipeline.tracker.fitter
+    relearn.trigger()  # C: the resting face learnt again from the next frame (tests/test_headless.py)
+    assert win.pipeline.relearning or fitter.state.frames < fitter.cfg.calibration_frames
     n = win.inference.stop_recording()
     win.stop()
     assert not stage.is_alive() and win.landmarks is None

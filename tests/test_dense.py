@@ -85,6 +85,26 @@ def test_chord_iterations_settle_on_the_exact_answer(face: FaceModel) -> None:
     assert np.abs(x[sl["alpha_exp"]] - truth[sl["alpha_exp"]]).max() < 1e-3
 
 
+def test_relearning_starts_the_person_afresh_and_keeps_the_pose(face: FaceModel) -> None:
+    """DenseFitter.relearn (the window's C): identity, resting offsets and calibration start again from the next
+    frame, which still starts from the last frame's pose and expressions."""
+    model = MultiLevelModel(face, n_cg=2, n_cr=2)
+    fitter = DenseFitter(model, Correspondence.load(), Camera(), FitConfig(calibration_frames=5))
+    sl = fitter.sl
+    truth = np.zeros(model.layout.size)
+    truth[sl["trans"]] = [0.5, -0.3, -112.0]
+    truth[sl["rot"]] = np.radians([8.0, -10.0, 2.0])
+    obs = _project(fitter, truth)
+    infos = [fitter(truth, obs)[1] for _ in range(7)]
+    assert [i.calibrating for i in infos] == [True] * 5 + [False] * 2
+    assert fitter.state.bias is not None and fitter.state.identity is not None
+    last = fitter.state.previous
+    fitter.relearn()
+    st = fitter.state
+    assert st.bias is None and st.identity is None and st.A is None and st.frames == 0 and st.previous is last
+    assert fitter(truth, obs)[1].calibrating
+
+
 def test_a_squint_moves_eyesquint_with_the_shipped_priors(face: FaceModel) -> None:
     """eyeSquint was never live on real clips: its L2 priced it as an imitator of eyeBlink on top of being
     barely seen. Exact landmarks of a strong squint, shipped priors: it must pass the live threshold clearly

@@ -259,3 +259,28 @@ def test_mailbox_drops_stale_frames_or_waits_for_the_reader() -> None:
     box.put("held")
     stop.set()
     assert box.put_when_taken("late", stop) is False and box.take() == "held"
+
+
+def test_relearning_the_resting_face_between_frames(weights: Path, model_file: Path, shared_dir: Path,
+                                                    landmarker: Path) -> None:
+    """Pipeline.relearn (the window's C) between two frames of a stream: the next frame calibrates the person
+    again (FitInfo.calibrating, a fresh identity), from the last frame's pose, so the head does not jump."""
+    from facetrack.io.sources import open_source
+    from facetrack.model.facemodel import FaceModel
+    from facetrack.net.weights import load_weights
+    from facetrack.render.reconstruction import NOTHING
+    from facetrack.track.pipeline import Pipeline
+    from facetrack.track.tracker import Tracker
+
+    pipe = Pipeline(Tracker(load_weights(weights, FaceModel.load(model_file)), landmarker=landmarker))
+    calibration = pipe.tracker.fitter.cfg.calibration_frames
+    frames = iter(open_source(str(shared_dir / "videos" / "liveportrait_d13.mp4")))
+    results = [pipe(f, NOTHING) for f, _ in zip(frames, range(calibration + 2), strict=False)]
+    assert results[0].fit.calibrating and not results[-1].fit.calibrating
+    assert pipe.tracker.fitter.state.bias is not None
+    pipe.relearn()
+    assert pipe.relearning
+    again = pipe(next(frames), NOTHING)
+    assert not pipe.relearning and again.fit.calibrating and pipe.tracker.fitter.state.bias is None
+    turn = np.degrees(np.abs(again.recon.params["rot"] - results[-1].recon.params["rot"])).max()
+    assert turn < 2.0, turn

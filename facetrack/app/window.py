@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
             menu = self.menuBar().addMenu("&Source")
             bar.addAction(self._action(menu, "Open video or image folder…", "Ctrl+O", self._choose_file))
             bar.addAction(self._action(menu, "Camera…", "Ctrl+K", self._choose_camera))
+            self._action(menu, "Learn the resting face again (keep it relaxed)", "C", self.pipeline.relearn)
             bar.addSeparator()
         view = self.menuBar().addMenu("&View")
         for k, name in enumerate(MODES):

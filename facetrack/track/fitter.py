@@ -388,6 +388,12 @@ class DenseFitter:
         else:
             self.state = FitState()
 
+    def relearn(self) -> None:
+        """Learn the person again from the next frames, as at a stream's start (identity and resting face:
+        a start with raised brows or a smile keeps them as the rest until then); the last frame's pose and
+        expressions stay the starting point, so the tracking goes on without a jump."""
+        self.state = FitState(previous=self.state.previous)
+
     # -- the model at the landmarks ---------------------------------------------------------------------
     def _identity_points(self, identity: np.ndarray) -> np.ndarray:
         """The landmark points of the identity (N, 3). It changes only on keyframes: kept from the last call while

@@ -80,15 +80,29 @@ class Pipeline:
         self.tracker = tracker
         self.model, self.camera = tracker.model, tracker.camera
         self.last: FrameResult | None = None
+        self._relearn = False
 
     def reset(self) -> None:
         self.tracker.reset()
         self.last = None
 
+    def relearn(self) -> None:
+        """Ask for Tracker.relearn before the next frame: the window calls this from its own thread, and the
+        tracker's state belongs to the thread that runs the frames."""
+        self._relearn = True
+
+    @property
+    def relearning(self) -> bool:
+        """A relearn asked for and not yet begun (no frame since)."""
+        return self._relearn
+
     def __call__(self, frame: Frame, needs: Needs = NOTHING, ahead: Sighting | None = None) -> FrameResult | None:
         """The frame's result; when the face is missing, the last result held with `present` False (None
         before any face was seen), so streams and recordings never get a hole or a NaN. `ahead`: the frame's
         landmarks when they were found ahead (`frames_ahead`)."""
+        if self._relearn:
+            self._relearn = False
+            self.tracker.relearn()
         if frame.x is None:
             found = self.tracker.find(frame.rgb, timestamp=frame.timestamp, sighting=ahead)
             r = self.tracker.finish(found, needs, frame.timestamp)

@@ -129,6 +129,12 @@ class Tracker:
             self.dense.forget()
         self._lost(keep_identity=False)
 
+    def relearn(self) -> None:
+        """The fit learns this person's identity and resting face again from the next frames (DenseFitter.relearn);
+        nothing without the fit."""
+        if self.fitter is not None:
+            self.fitter.relearn()
+
     def _lost(self, keep_identity: bool = True) -> None:
         """The face is gone: forget the last frame and the filters' state; keep the person unless told not to."""
         self.previous = None
