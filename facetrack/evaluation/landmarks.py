@@ -30,6 +30,7 @@ from facetrack.errors import FacetrackError
 from facetrack.evaluation.metrics import angle_errors_deg, nme_bbox, rotation_error_deg
 from facetrack.evaluation.report import skipped, stats
 from facetrack.io.sources import IMAGE_EXTS
+from facetrack.model.multilevel import MultiLevelModel
 from facetrack.render.camera import euler_to_matrix, matrix_to_euler
 from facetrack.render.reconstruction import Needs
 from facetrack.track.photos import reconstructions
@@ -68,6 +69,11 @@ def geodesic_deg(a_deg: np.ndarray, b_deg: np.ndarray) -> float:
     """The angle of the rotation between two poses given as our Euler angles (degrees)."""
     R = euler_to_matrix(torch.from_numpy(np.radians(np.stack([a_deg, b_deg]).astype(np.float64)))).numpy()
     return rotation_error_deg(R[0], R[1])
+
+
+def mean_face_landmarks(model: MultiLevelModel) -> np.ndarray:
+    """(68, 3) float64: the mean face's landmark vertices (cm), the shape pnp_pose_deg poses."""
+    return model.mean[model.landmarks].double().numpy()
 
 
 def pnp_pose_deg(mean_landmarks_cm: np.ndarray, image_landmarks: np.ndarray, image_size: tuple[int, int]
@@ -122,7 +128,7 @@ def eval_landmarks(tracker: Tracker, folder: Path, levels: tuple[str, ...] = ("b
         raise FacetrackError(f"annotation folder not found: {folder}")
     mats = sorted(folder.glob("*.mat"))[:limit] if limit else sorted(folder.glob("*.mat"))
     model = tracker.model
-    mean_lm = model.mean[model.landmarks].double().numpy()
+    mean_lm = mean_face_landmarks(model)
     nme = {lv: [] for lv in levels}
     nme_dlib, yaws, pose_err, pnp_err, mp_err = [], [], [], [], []
     vertices = {lv: [] for lv in levels}  # every vertex in image pixel indices, for the dataset's convention

@@ -25,7 +25,7 @@ import numpy as np
 
 from facetrack.errors import FacetrackError
 from facetrack.evaluation.degrade import Degradation
-from facetrack.evaluation.landmarks import pnp_pose_deg
+from facetrack.evaluation.landmarks import mean_face_landmarks, pnp_pose_deg
 from facetrack.evaluation.metrics import jitter
 from facetrack.evaluation.report import skipped, stats
 from facetrack.io.arkit import ARKIT_NAMES, NOT_MODELLED, to_arkit
@@ -192,9 +192,8 @@ def track_video(tracker: Tracker, path: Path, max_frames: int | None = None,
     scale = worse.scale if worse else 1.0
     ours, raw, fed, exp, mp_scores, photo, ark, mp_ark = [], [], [], [], [], [], [], []
     nan = np.full((68, 2), np.nan)
-    model = tracker.model
-    names = list(model.exp_names)
-    mean_lm = model.mean[model.landmarks].double().numpy()
+    names = list(tracker.model.exp_names)
+    mean_lm = mean_face_landmarks(tracker.model)
     size = None
     for frame in open_source(str(path)):
         rgb = frame.rgb
