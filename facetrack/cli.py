@@ -83,12 +83,14 @@ def _synth(args: argparse.Namespace) -> None:
 def _tracker(args: argparse.Namespace, weights: Path | None = None, mediapipe_scores: bool = False):
     from facetrack.model.facemodel import FaceModel
     from facetrack.net.weights import load_weights
+    from facetrack.track.head import SOURCE_VFOV_DEG
     from facetrack.track.tracker import Tracker
 
     face = FaceModel.load(Path(args.model) if args.model else None)
     return Tracker(load_weights(weights or paths.weights_dir(args.weights), face), backend=args.backend,
                    landmarker=paths.landmarker_model(args.landmarker), fit=not args.no_fit,
-                   smooth=not args.no_smooth, face_rank=args.face, mediapipe_scores=mediapipe_scores)
+                   smooth=not args.no_smooth, face_rank=args.face, mediapipe_scores=mediapipe_scores,
+                   source_vfov_deg=getattr(args, "fov", None) or SOURCE_VFOV_DEG)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -358,6 +360,14 @@ non_negative_int = _number(int, 0, "0 or more")
 positive_float = _number(float, 1e-12, "above 0")
 
 
+def field_of_view(text: str) -> float:
+    """An argparse type: a field of view in degrees, above 0 and below 180."""
+    value = positive_float(text)
+    if not value < 180:
+        raise argparse.ArgumentTypeError(f"{text} must be below 180 degrees")
+    return value
+
+
 def _add_stream_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vmc", nargs="?", const="127.0.0.1:39539", metavar="HOST:PORT",
                    help="stream to a VMC receiver (VSeeFace, VNyan, Warudo; default 127.0.0.1:39539)")
@@ -417,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-gui", action="store_true", help="process as fast as possible and print FPS")
     run.add_argument("--max-frames", type=positive_int)
     run.add_argument("--verbose", action="store_true", help="list every skipped file of an image folder")
+    run.add_argument("--fov", type=field_of_view, metavar="DEGREES",
+                     help="the camera's or video's vertical field of view, for the head pose in its frame (streams, "
+                          "plots, recordings; default: 63, what MediaPipe assumes)")
     _add_stream_args(run)
     _add_tracking_args(run)
     run.set_defaults(func=_run)

@@ -57,7 +57,8 @@ def test_folder_says_what_it_skipped(shared_dir: Path, model_file: Path, tmp_pat
 
 @pytest.mark.parametrize("argv", [["run", "--no-gui", "--max-frames", "-3"], ["run", "--max-frames", "0"],
                                   ["bench", "--frames", "0"], ["eval", "synthetic", "--n", "-1"],
-                                  ["soak", "x.mp4", "--minutes", "nan"], ["run", "--face", "0"]])
+                                  ["soak", "x.mp4", "--minutes", "nan"], ["run", "--face", "0"],
+                                  ["run", "--fov", "180"], ["run", "--fov", "0"]])
 def test_bad_numbers_are_refused(argv: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(argv)

@@ -1,7 +1,8 @@
 """Rolling plots beside the viewport: head pose, translation, chosen expressions, photometric error.
 
 Each plot has labelled axes (time in the source's seconds) and its legend below the curves, not over them.
-The values come from the frame's Reconstruction; live tracking and playback fill them the same way.
+The values come from the frame's result (the head pose in the source camera: facetrack.track.head); live
+tracking and playback fill them the same way.
 """
 
 from __future__ import annotations
@@ -22,22 +23,24 @@ from facetrack.track.tracker import FrameResult
 PLOTTED_EXPRESSIONS = ("jawOpen", "eyeBlink_L", "eyeBlink_R", "mouthSmile_L", "mouthSmile_R", "browInnerUp_L")
 HISTORY = 300
 REDRAW_S = 0.1  # curves are redrawn at most 10 times a second: software OpenGL repaints are costly
+Z_SHOWN = 60  # cm added to the depth, a face's usual distance from a webcam: the three curves share one axis
 COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4")
 
 
 def plot_values(r: FrameResult) -> dict[str, dict[str, float]]:
     """Per plot, per curve: the frame's values (a missing curve has no value this frame)."""
-    pitch, yaw, roll = r.recon.rotation_deg
-    t = r.recon.params["trans"]
+    head = r.head
+    pitch, yaw, roll = head.degrees
+    t = head.translation_cm
     exp = r.recon.expressions
     return {"head pose": {"yaw": yaw, "pitch": pitch, "roll": roll},
-            "translation": {"x": t[0], "y": t[1], "z + 115": t[2] + 115},
+            "translation": {"x": t[0], "y": t[1], f"z + {Z_SHOWN}": t[2] + Z_SHOWN},
             "expressions": {n: exp[n] for n in PLOTTED_EXPRESSIONS if n in exp},
             "photometric error": {lv: r.photometric[lv] for lv in LEVELS if lv in r.photometric}}
 
 
 class Plots(QWidget):
-    SPECS = (("head pose", "degrees", ("yaw", "pitch", "roll")), ("translation", "cm", ("x", "y", "z + 115")),
+    SPECS = (("head pose", "degrees", ("yaw", "pitch", "roll")), ("translation", "cm", ("x", "y", f"z + {Z_SHOWN}")),
              ("expressions", "weight", PLOTTED_EXPRESSIONS), ("photometric error", "RGB distance", LEVELS))
 
     def __init__(self, exp_names: list[str]) -> None:

@@ -7,7 +7,8 @@
 - 53 morph targets, ICT's expression shapes by name (`mesh.extras.targetNames`, which Blender reads as shape
   key names); ICT names rather than ARKit's so that every shape is there (README: Streaming and exports).
 - one animation, keyframed at the recording's timestamps (seconds from the first frame with a face): the
-  morph weights, the head rotation (model to camera frame) and its translation relative to the first frame.
+  morph weights, the head rotation (model to camera frame) and its translation relative to the first frame,
+  both in the source camera's frame (facetrack.track.head).
   Frames without a face are left out: the animation interpolates across them.
 pygltflib writes and reads the file; `read_frame` evaluates one keyframe (the test and the docs render it).
 """
@@ -24,6 +25,7 @@ import torch
 from facetrack.errors import FacetrackError
 from facetrack.io.recording import Recording, matrix_to_quaternion, quaternion_to_matrix
 from facetrack.model.multilevel import MultiLevelModel, vertex_normals
+from facetrack.track.head import recorded_poses
 
 CM_TO_M = 0.01
 
@@ -100,9 +102,9 @@ def export_gltf(rec: Recording, model: MultiLevelModel, path: Path) -> tuple[int
 
     times = (rec.timestamp[present] - rec.timestamp[present][0]).astype(np.float32)
     weights = np.clip(x[:, sl["alpha_exp"]], 0, 1).astype(np.float32)
-    R = _rotations(x[:, sl["rot"]])
+    R, t = (a[present] for a in recorded_poses(rec, np.eye(3)))
     quats = np.stack([np.roll(matrix_to_quaternion(r), -1) for r in R]).astype(np.float32)  # (x, y, z, w)
-    trans = ((x[:, sl["trans"]] - x[0, sl["trans"]]) * CM_TO_M).astype(np.float32)
+    trans = ((t - t[0]) * CM_TO_M).astype(np.float32)
     t_in = blob.add(times, gl.SCALAR, bounds=True)
     samplers = [gl.AnimationSampler(input=t_in, output=blob.add(values, kind), interpolation="LINEAR")
                 for values, kind in ((weights.reshape(-1), gl.SCALAR), (quats, gl.VEC4), (trans, gl.VEC3))]
@@ -119,12 +121,6 @@ def export_gltf(rec: Recording, model: MultiLevelModel, path: Path) -> tuple[int
     except OSError as e:
         raise FacetrackError(f"cannot write {path}: {e.strerror or e}") from None
     return len(times), int((~present).sum())
-
-
-def _rotations(euler: np.ndarray) -> np.ndarray:
-    from facetrack.render.camera import euler_to_matrix
-
-    return euler_to_matrix(torch.from_numpy(np.asarray(euler, np.float64))).numpy()
 
 
 @dataclass

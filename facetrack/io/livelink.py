@@ -3,7 +3,8 @@
 Columns, in the order of the iPhone app's own CSV: Timecode (HH:MM:SS:FF.mmm from the first frame with a
 face, at the recording's frame rate), BlendshapeCount (61), the 52 ARKit shapes (facetrack.io.arkit: the
 ICT pairs browInnerUp_L/_R and cheekPuff_L/_R averaged, TongueOut 0), HeadYaw, HeadPitch, HeadRoll (radians,
-in MediaPipe's canonical head frame, the angles the window shows in degrees: yaw positive turning to the
+in MediaPipe's canonical head frame and the source camera's frame (facetrack.track.head), the angles the
+window shows in degrees: yaw positive turning to the
 person's left, pitch positive looking down, roll positive tilting to the person's right), then the eye angles.
 facetrack does not track the eyeballs: the eye yaw and pitch come from the eyeLook shapes (one unit of
 eyeLookOut_L turns the left eye 30 degrees outwards), the roll is 0. Frames without a face are left out.
@@ -19,8 +20,9 @@ import torch
 
 from facetrack.errors import FacetrackError
 from facetrack.io.arkit import ARKIT_NAMES, eye_angles, to_arkit, upper_camel
-from facetrack.io.recording import Recording, quaternion_to_matrix
+from facetrack.io.recording import Recording
 from facetrack.render.camera import matrix_to_euler
+from facetrack.track.head import recorded_poses
 
 HEAD_EYE_COLUMNS = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
                     "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
@@ -51,7 +53,7 @@ def export_livelink_csv(rec: Recording, path: Path, head_frame: np.ndarray) -> t
     present = rec.present
     names = list(rec.header["expression_names"])
     exp = rec.values["expression"][present].astype(np.float64)
-    R = quaternion_to_matrix(rec.values["quaternion"][present]) @ head_frame
+    R = recorded_poses(rec, head_frame)[0][present]
     pitch, yaw, roll = matrix_to_euler(torch.from_numpy(R)).numpy().T
     blend = to_arkit(names, exp)
     eyes = eye_angles(names, exp)

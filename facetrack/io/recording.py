@@ -89,13 +89,17 @@ def frame_values(layout: ParamLayout, x: np.ndarray, photometric: dict[str, floa
 class Recorder:
     """Appends frames to a `.ftrec` file; `close` (or a with block) ends it."""
 
-    def __init__(self, path: Path, layout: ParamLayout, exp_names: list[str], source: str = "", fps: float = 0.0):
+    def __init__(self, path: Path, layout: ParamLayout, exp_names: list[str], source: str = "", fps: float = 0.0,
+                 source_vfov_deg: float | None = None):
         self.path, self.layout = Path(path), layout
         self.fields = fields_for(layout)
         header = {"version": VERSION, "fields": self.fields, "expression_names": exp_names, "source": source,
                   "fps": fps, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "units": {
-                      "translation": "cm, camera frame (x right, y up, looking down -z)",
-                      "quaternion": "w, x, y, z; model to camera rotation", "timestamp": "seconds"}}
+                      "translation": "cm, the crop's camera frame (x right, y up, looking down -z)",
+                      "quaternion": "w, x, y, z; model to the crop's camera rotation", "timestamp": "seconds",
+                      "source_vfov_deg": "degrees: the source camera's vertical field of view (the pose in it)"}}
+        if source_vfov_deg is not None:
+            header["source_vfov_deg"] = source_vfov_deg
         blob = json.dumps(header).encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

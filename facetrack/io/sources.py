@@ -37,6 +37,7 @@ class Frame:
     box: CropBox | None = None  # recorded crop box
     size: tuple[int, int] | None = None  # (width, height) of the frame
     photometric: dict[str, float] = field(default_factory=dict)  # recorded photometric errors
+    vfov_deg: float | None = None  # the recorded source camera's vertical field of view (facetrack.track.head)
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -148,6 +149,7 @@ class RecordingSource(Source):
         self.xs = self.rec.params(layout)
         stamps = self.rec.timestamp - self.rec.timestamp[0]
         self.stamps = stamps
+        self.vfov_deg = self.rec.header.get("source_vfov_deg")
         self.fps = float(self.rec.header.get("fps") or 0.0) or (
             (len(stamps) - 1) / stamps[-1] if len(stamps) > 1 and stamps[-1] > 0 else 30.0)
 
@@ -159,7 +161,8 @@ class RecordingSource(Source):
             size = tuple(int(v) for v in sizes[k]) if sizes is not None else None
             photo = {lv: float(self.rec.values[f"photo_{lv}"][k, 0]) for lv in ("base", "final")
                      if f"photo_{lv}" in self.rec.values and np.isfinite(self.rec.values[f"photo_{lv}"][k, 0])}
-            yield Frame(float(self.stamps[k]), int(self.rec.frame_index[k]), None, self.xs[k], box, size, photo)
+            yield Frame(float(self.stamps[k]), int(self.rec.frame_index[k]), None, self.xs[k], box, size, photo,
+                        self.vfov_deg)
 
 
 def paced(source: Source) -> Iterator[Frame]:

@@ -25,6 +25,7 @@ from facetrack.io.recording import Recorder
 from facetrack.io.sources import Frame, Source
 from facetrack.io.streaming import Streamer, StreamFrame
 from facetrack.render.reconstruction import LEVELS, NOTHING, Needs
+from facetrack.track.head import SOURCE_VFOV_DEG
 from facetrack.track.tracker import FrameResult, Sighting, Tracker
 from facetrack.vision.crop import CropBox
 
@@ -117,10 +118,12 @@ class Pipeline:
         t0 = time.perf_counter()  # a replayed frame: the recorded parameters, no image, no photometric error
         recon = self.tracker.reconstruct(frame.x, Needs(needs.levels, False))
         box = frame.box or CropBox(frame.frame_size[0] / 2, frame.frame_size[1] / 2, min(frame.frame_size))
-        return FrameResult(recon, box, None, {"model": 1e3 * (time.perf_counter() - t0)}, dict(frame.photometric))
+        return FrameResult(recon, box, None, {"model": 1e3 * (time.perf_counter() - t0)}, dict(frame.photometric),
+                           frame_size=frame.frame_size, source_vfov_deg=frame.vfov_deg or SOURCE_VFOV_DEG)
 
     def recorder(self, path: Path, source: Source) -> Recorder:
-        return Recorder(path, self.model.layout, self.model.exp_names, source.name, source.fps)
+        return Recorder(path, self.model.layout, self.model.exp_names, source.name, source.fps,
+                        self.tracker.source_vfov_deg)
 
 
 def frames_ahead(pipeline: Pipeline, source: Source) -> Iterator[tuple[Frame, Sighting | None]]:
@@ -227,9 +230,9 @@ def record(rec: Recorder, frame: Frame, r: FrameResult) -> None:
 
 def stream(streamer: Streamer, frame: Frame, r: FrameResult) -> None:
     """Queue a result for the streamer's thread (held results go out flagged as not present)."""
-    p = r.recon.params
-    streamer.send(StreamFrame(frame.timestamp, r.present, p["alpha_exp"].astype(np.float32), r.recon.head_rotation,
-                              r.recon.rotation_deg, p["trans"].astype(np.float64)))
+    head = r.head
+    streamer.send(StreamFrame(frame.timestamp, r.present, r.recon.params["alpha_exp"].astype(np.float32),
+                              head.rotation, head.degrees, head.translation_cm))
 
 
 def _count(n: int, one: str, many: str) -> str:

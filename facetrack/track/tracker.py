@@ -22,6 +22,7 @@ from facetrack.track.appearance import AppearanceConfig, AppearanceFitter
 from facetrack.track.choice import FacePicker
 from facetrack.track.filters import BOX_FILTER, CoefficientFilter, OneEuro
 from facetrack.track.fitter import DenseFitter, FitConfig, FitInfo
+from facetrack.track.head import SOURCE_VFOV_DEG, HeadPose, head_pose
 from facetrack.vision.crop import CropBox, box_from_landmarks, crop, pad_border, points_box
 from facetrack.vision.dense import DenseLandmarks, MediaPipeLandmarker, merge
 from facetrack.vision.faces import Face, FaceFinder
@@ -41,6 +42,13 @@ class FrameResult:
     fit: FitInfo | None = None  # the per-frame fit, when it runs
     present: bool = True  # False: no face in this frame; the last reconstruction is held
     lost_frames: int = 0  # frames since the face was last seen
+    frame_size: tuple[int, int] | None = None  # (width, height) of a stream's frames; None for a photo
+    source_vfov_deg: float = SOURCE_VFOV_DEG  # the stream's camera (facetrack.track.head)
+
+    @property
+    def head(self) -> HeadPose:
+        """The head's pose in the source camera (a stream), or in the crop's camera (a photo)."""
+        return head_pose(self.recon, self.box, self.frame_size, self.source_vfov_deg)
 
     @property
     def x(self) -> np.ndarray:
@@ -60,6 +68,7 @@ class Found:
     dense: DenseLandmarks | None
     ms: float
     new_face: bool = False  # another face than the last frame's (a switch or a scene cut): start afresh
+    frame_size: tuple[int, int] = (0, 0)  # (width, height) of the frame it was found in
 
 
 @dataclass
@@ -82,15 +91,17 @@ class Tracker:
     Front ends: MediaPipe's 478 landmarks when its model file is given (then the encoder's guess is refined
     by the per-frame fit and smoothed by the One-Euro filter), else dlib's 68 landmarks and the encoder alone.
     `mediapipe_scores`: each result's `dense` carries MediaPipe's own blendshape scores (eval video's peer row;
-    tracking does not use them).
+    tracking does not use them). `source_vfov_deg`: the vertical field of view of a stream's camera, for the head
+    pose in it (facetrack.track.head).
     """
 
     def __init__(self, weights: Weights, backend: str = "auto", landmarks: str = "auto",
                  landmarker: Path | None = None, fit: bool = True, smooth: bool = True,
                  fit_config: FitConfig | None = None, correspondence: Correspondence | None = None,
                  face_rank: int = 1, appearance: AppearanceConfig | None | bool = True,
-                 mediapipe_scores: bool = False) -> None:
+                 mediapipe_scores: bool = False, source_vfov_deg: float = SOURCE_VFOV_DEG) -> None:
         self.weights = weights
+        self.source_vfov_deg = source_vfov_deg
         self.model = weights.model.cpu().eval()
         self.backend = make_backend(weights, backend)
         self.camera = Camera()
@@ -214,7 +225,7 @@ class Tracker:
         t0 = time.perf_counter()
         face, dense, new = self._find(rgb, pad, timestamp, sighting)
         ahead = sighting.ms if sighting is not None else 0.0
-        return Found(face, dense, ahead + 1e3 * (time.perf_counter() - t0), new)
+        return Found(face, dense, ahead + 1e3 * (time.perf_counter() - t0), new, (rgb.shape[1], rgb.shape[0]))
 
     def finish(self, found: Found, needs: Needs = NOTHING, timestamp: float | None = None) -> FrameResult | None:
         """The second half: encoder, fit, filter, reconstruction."""
@@ -236,7 +247,9 @@ class Tracker:
         t3 = time.perf_counter()
         refine = None if self.appearance is None else partial(self.appearance, stream=timestamp is not None)
         recon = self.reconstruct(x, needs, face.crop, refine)
-        result = FrameResult(recon, face.box, face, photometric=recon.photometric(), dense=dense, fit=info)
+        result = FrameResult(recon, face.box, face, photometric=recon.photometric(), dense=dense, fit=info,
+                             frame_size=found.frame_size if timestamp is not None else None,
+                             source_vfov_deg=self.source_vfov_deg)
         self.previous = result.landmarks_image
         result.ms = {"detect_landmarks": found.ms, "encoder": 1e3 * (t2 - t1), "fit": 1e3 * (t3 - t2),
                      "model": 1e3 * (time.perf_counter() - t3)}
