@@ -3,9 +3,9 @@
 Columns, in the order of the iPhone app's own CSV: Timecode (HH:MM:SS:FF.mmm from the first frame with a
 face, at the recording's frame rate), BlendshapeCount (61), the 52 ARKit shapes (facetrack.io.arkit: the
 ICT pairs browInnerUp_L/_R and cheekPuff_L/_R averaged, TongueOut 0), HeadYaw, HeadPitch, HeadRoll (radians,
-in MediaPipe's canonical head frame and the source camera's frame (facetrack.track.head), the angles the
-window shows in degrees: yaw positive turning to the
-person's left, pitch positive looking down, roll positive tilting to the person's right), then the eye angles.
+MediaPipe's canonical head frame in the source camera's frame (facetrack.track.head), the angles the window
+shows in degrees: yaw positive turning to the person's left, pitch positive looking down, roll positive
+tilting to the person's right), then the eye angles.
 facetrack does not track the eyeballs: the eye yaw and pitch come from the eyeLook shapes (one unit of
 eyeLookOut_L turns the left eye 30 degrees outwards), the roll is 0. Frames without a face are left out.
 """
