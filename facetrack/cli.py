@@ -179,8 +179,9 @@ def _export(args: argparse.Namespace) -> None:
 
     if args.csv:
         from facetrack.io.exports import export_csv
+        from facetrack.model.correspondence import Correspondence
 
-        export_csv(rec, Path(args.csv))
+        export_csv(rec, Path(args.csv), Correspondence.load().head_frame)
         print(f"wrote {len(rec)} frames to {args.csv} (face_present column says which had a face)")
     if args.livelink_csv:
         from facetrack.io.livelink import export_livelink_csv

@@ -183,7 +183,7 @@ def test_damaged_recording(recording_bytes, tmp_path: Path, how) -> None:
     for k, i in enumerate(rec.frame_index):
         assert 0 <= i < 40 and rec.timestamp[k] == pytest.approx(i / 30)
         assert np.array_equal(rec.values["expression"][k], xs[i, 6:11])
-    export_csv(rec, tmp_path / "d.csv")
+    export_csv(rec, tmp_path / "d.csv", np.eye(3))
 
 
 # -- videos ----------------------------------------------------------------------------------------------

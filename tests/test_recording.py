@@ -176,6 +176,16 @@ def test_csv_export(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert header[:5] == ["timestamp", "frame", "qw", "qx", "qy"] and "shape7" in header and "photo_final" in header
     table = np.loadtxt(tmp_path / "a.csv", delimiter=",", skiprows=1)
     assert table.shape == (3, len(header)) and math.isclose(table[2, 0], 1.0)
+    # after the recorded fields, the head pose in the source camera, as streams sent it
+    from facetrack.io.exports import HEAD_COLUMNS
+    from facetrack.model.correspondence import Correspondence
+    from facetrack.render.camera import matrix_to_euler
+    from facetrack.track.head import recorded_poses
+
+    assert header[-6:] == HEAD_COLUMNS
+    R, t = recorded_poses(read_recording(tmp_path / "a.ftrec"), Correspondence.load().head_frame)
+    degrees = np.degrees(matrix_to_euler(torch.from_numpy(R)).numpy())
+    assert np.allclose(table[:, -6:-3], degrees, atol=1e-4) and np.allclose(table[:, -3:], t, atol=1e-4)
     (tmp_path / "bad.ftrec").write_bytes(b"hello")
     assert main(["export", str(tmp_path / "bad.ftrec"), "--csv", str(tmp_path / "b.csv")]) == 2
     assert "not a facetrack recording" in capsys.readouterr().err

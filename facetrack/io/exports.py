@@ -13,20 +13,26 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from facetrack.errors import FacetrackError
 from facetrack.io.recording import Recording
 from facetrack.model.multilevel import MultiLevelModel
 from facetrack.model.obj import write_obj
-from facetrack.render.camera import Camera
+from facetrack.render.camera import Camera, matrix_to_euler
 from facetrack.render.images import overlay_on_image, save_png, to_uint8
 from facetrack.render.raster_gl import GLRasterizer
 from facetrack.render.reconstruction import LEVELS
+from facetrack.track.head import recorded_poses
 from facetrack.track.tracker import FrameResult
 
+HEAD_COLUMNS = ["head_pitch_deg", "head_yaw_deg", "head_roll_deg", "head_x_cm", "head_y_cm", "head_z_cm"]
 
-def export_csv(rec: Recording, path: Path) -> None:
-    """One row per frame with named columns (expressions by ARKit name)."""
+
+def export_csv(rec: Recording, path: Path, head_frame: np.ndarray) -> None:
+    """One row per frame with named columns: the recorded fields (the pose as the crop's camera sees it, which
+    the replay draws), then the head pose in the source camera, as streams send it (facetrack.track.head;
+    `head_frame`: the correspondence's canonical head frame)."""
     names = {"expression": rec.header["expression_names"], "quaternion": ["qw", "qx", "qy", "qz"],
              "translation": ["tx_cm", "ty_cm", "tz_cm"], "photo_base": ["photo_base"],
              "photo_final": ["photo_final"], "crop_box": ["crop_cx", "crop_cy", "crop_side"],
@@ -35,6 +41,9 @@ def export_csv(rec: Recording, path: Path) -> None:
     for name, arr in rec.values.items():
         cols += names.get(name, [f"{name}_{k}" for k in range(arr.shape[1])])
         blocks.append(arr)
+    R, t = recorded_poses(rec, head_frame)
+    cols += HEAD_COLUMNS
+    blocks += [np.degrees(matrix_to_euler(torch.from_numpy(R)).numpy()).reshape(-1, 3), t]
     table = np.concatenate(blocks, axis=1) if len(rec) else np.zeros((0, len(cols)))
     try:
         np.savetxt(path, table, delimiter=",", header=",".join(cols), comments="", fmt="%.7g")
