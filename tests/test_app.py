@@ -35,7 +35,7 @@ def _pixels(viewport) -> np.ndarray:
         .reshape(h, w, 3).copy()
 
 
-def test_window_on_video(qtbot, pipeline: Pipeline, shared_dir: Path, tmp_path: Path) -> None:
+def test_window_on_video(qtbot, pipeline: Pipeline, shared_dir: Path, tmp_path: Path, monkeypatch) -> None:
     ensure_app()
     from facetrack.app.window import MainWindow
 
@@ -45,6 +45,11 @@ def test_window_on_video(qtbot, pipeline: Pipeline, shared_dir: Path, tmp_path: 
     win.show()
     qtbot.waitUntil(lambda: win.frames >= 6 and win.viewport.packet is not None
                     and win.viewport.packet.result is not None, timeout=60000)
+    from PySide6.QtGui import QAction
+
+    fov = next(a for a in win.findChildren(QAction) if a.shortcut().toString() == "Ctrl+F")
+    fov.trigger()  # while recording: refused, a recording keeps one field of view (in its header)
+    assert "stop recording first" in win.banner.text()
     n_recorded = win.inference.stop_recording()
     win.stop()
     assert n_recorded >= 6 and len(read_recording(rec_path)) == n_recorded
@@ -106,14 +111,21 @@ def test_window_on_video(qtbot, pipeline: Pipeline, shared_dir: Path, tmp_path: 
     assert heat.max() > 0.05 and (heat.sum(1) > 0).mean() > 0.2
     assert not win.pipeline(Frame(pk.timestamp, pk.index, pk.frame), win.needs()).photometric
     # Every toggle has a keyboard shortcut, and the shortcut's action does what the toggle does.
-    from PySide6.QtGui import QAction
-
     actions = {a.shortcut().toString(): a for a in win.findChildren(QAction) if not a.shortcut().isEmpty()}
     assert {"1", "2", "3", "4", "E", "O", "F", "R", "Ctrl+O", "Ctrl+K"} <= set(actions)
     actions["3"].trigger()
     assert vp.mode == 2
     actions["E"].trigger()
     assert vp.overlay
+    # Ctrl+F asks for the camera's field of view (the head pose in its frame: facetrack.track.head)
+    from PySide6.QtWidgets import QInputDialog
+
+    tracker = win.pipeline.tracker
+    before = tracker.source_vfov_deg
+    monkeypatch.setattr(QInputDialog, "getDouble", lambda *a, **k: (43.0, True))
+    actions["Ctrl+F"].trigger()
+    assert tracker.source_vfov_deg == 43.0
+    tracker.source_vfov_deg = before
     ARTIFACTS.mkdir(exist_ok=True)
     assert win.grab().save(str(ARTIFACTS / "test-window.png"))
 

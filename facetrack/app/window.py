@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
             menu = self.menuBar().addMenu("&Source")
             bar.addAction(self._action(menu, "Open video or image folder…", "Ctrl+O", self._choose_file))
             bar.addAction(self._action(menu, "Camera…", "Ctrl+K", self._choose_camera))
+            self._action(menu, "Camera's field of view…", "Ctrl+F", self._choose_field_of_view)
             self._action(menu, "Learn the resting face again (keep it relaxed)", "C", self.pipeline.relearn)
             bar.addSeparator()
         view = self.menuBar().addMenu("&View")
@@ -121,6 +122,18 @@ class MainWindow(QMainWindow):
         index, ok = QInputDialog.getInt(self, "Camera", "Camera index:", 0, 0, 16)
         if ok:
             self.open_source(str(index))
+
+    def _choose_field_of_view(self) -> None:
+        """The camera's vertical field of view, for the head pose in its frame (facetrack.track.head): streams,
+        plots and recordings. Not while recording: a recording keeps one, in its header."""
+        if self.inference is not None and self.inference.recorder is not None:
+            self.show_error("stop recording first: a recording keeps one field of view")
+            return
+        tracker = self.pipeline.tracker
+        value, ok = QInputDialog.getDouble(self, "Field of view", "The camera's vertical field of view (degrees):",
+                                           tracker.source_vfov_deg, 1.0, 179.0, 1)
+        if ok:
+            tracker.source_vfov_deg = value
 
     def _toggle_overlay(self) -> None:
         self.viewport.toggle_overlay()
