@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from facetrack.evaluation.metrics import rotation_error_deg
 from facetrack.model.facemodel import FaceModel
 from facetrack.render.camera import CROP_SIZE, DEFAULT_FOCAL, Camera, euler_to_matrix
 from facetrack.render.reconstruction import Reconstruction
@@ -18,10 +19,6 @@ from facetrack.vision.crop import CropBox
 def _recon(rot: np.ndarray, trans: np.ndarray) -> Reconstruction:
     return Reconstruction(np.zeros(6, np.float32), {"rot": np.asarray(rot, np.float32),
                                                     "trans": np.asarray(trans, np.float32)}, [], np.zeros((68, 2)))
-
-
-def _angle(A: np.ndarray, B: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip((np.trace(A.T @ B) - 1) / 2, -1, 1))))
 
 
 def test_a_photo_keeps_the_crop_camera_and_the_frame_centre_only_moves_the_distance() -> None:
@@ -90,9 +87,11 @@ def test_a_head_moving_across_a_webcam_frame_without_turning(weights: Path, mode
         raster.release()
     centre = seen[0.0][0].rotation
     for x, (head, crop_rotation) in seen.items():
-        assert _angle(head.rotation, truth @ r.recon.head_frame) < 6.0  # the fit's own error, wherever it is
-        assert _angle(head.rotation, centre) < 4.0, x  # the same turn across the frame (fit: 1-3 deg) ...
-        assert _angle(crop_rotation, seen[0.0][1]) > (12.0 if x else -1.0)  # ... where the crop's camera sees 17 deg
+        # the fit's own error, wherever it is; the same turn across the frame (fit: 1-3 deg) where the crop's
+        # camera sees a 17 degree one
+        assert rotation_error_deg(head.rotation, truth @ r.recon.head_frame) < 6.0
+        assert rotation_error_deg(head.rotation, centre) < 4.0, x
+        assert rotation_error_deg(crop_rotation, seen[0.0][1]) > (12.0 if x else -1.0)
         P = head.translation_cm
         assert P[0] / -P[2] == pytest.approx(x / 60.0, abs=0.03) and abs(P[1] / P[2]) < 0.03
         assert P[2] == pytest.approx(-60.0, rel=0.2)
@@ -124,6 +123,6 @@ def test_a_recording_gives_back_the_live_head_pose(weights: Path, model_file: Pa
     R, t = recorded_poses(recording, r.recon.head_frame)
     replayed = [pipeline(frame).head for frame in open_source(str(path), tracker.model.layout)]
     for k, head in enumerate(live):
-        assert _angle(R[k], head.rotation) < 0.01 and np.abs(t[k] - head.translation_cm).max() < 0.01
-        assert _angle(replayed[k].rotation, head.rotation) < 0.01
+        assert rotation_error_deg(R[k], head.rotation) < 0.01 and np.abs(t[k] - head.translation_cm).max() < 0.01
+        assert rotation_error_deg(replayed[k].rotation, head.rotation) < 0.01
         assert np.abs(replayed[k].translation_cm - head.translation_cm).max() < 0.01

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +45,10 @@ class FrameResult:
     frame_size: tuple[int, int] | None = None  # (width, height) of a stream's frames; None for a photo
     source_vfov_deg: float = SOURCE_VFOV_DEG  # the stream's camera (facetrack.track.head)
 
-    @property
+    @cached_property
     def head(self) -> HeadPose:
-        """The head's pose in the source camera (a stream), or in the crop's camera (a photo)."""
+        """The head's pose in the source camera (a stream), or in the crop's camera (a photo); computed once
+        (the stream and the window's plots both read it)."""
         return head_pose(self.recon, self.box, self.frame_size, self.source_vfov_deg)
 
     @property
